@@ -1,0 +1,31 @@
+/**
+ * The codes a {@link RealtimeError} carries in `error.code`.
+ *
+ * - `CLOSED`: the realtime instance was closed; `publish` and friends reject with it.
+ * - `MIGRATION_REQUIRED`: the events table (or its schema) does not exist; run `npx pgrealtime migrate`.
+ * - `LISTEN_UNAVAILABLE`: the LISTEN connection cannot receive notifications (hot standby, transaction pooler).
+ * - `CLIENT_SCRIPT_MISSING`: the browser client bundle is missing from `dist/` (the package was not built).
+ */
+export type RealtimeErrorCode =
+  | "CLOSED"
+  | "MIGRATION_REQUIRED"
+  | "LISTEN_UNAVAILABLE"
+  | "CLIENT_SCRIPT_MISSING";
+
+/**
+ * The library's own errors. Bad arguments are plain `TypeError` / `RangeError` instead.
+ *
+ * @example
+ * try { await realtime.publish(input) } catch (e) {
+ *   if (e instanceof RealtimeError && e.code === "MIGRATION_REQUIRED") console.error(e.message);
+ * }
+ */
+export class RealtimeError extends Error {
+  override name = "RealtimeError";
+  readonly code: RealtimeErrorCode;
+
+  constructor(code: RealtimeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

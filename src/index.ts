@@ -1,0 +1,19 @@
+export { RealtimeError, type RealtimeErrorCode } from "./errors.js";
+export type { MigrateResult } from "./migrate.js";
+export { createRealtime, type Realtime } from "./realtime.js";
+export type {
+  EventMap,
+  EventOf,
+  JsonObject,
+  JsonValue,
+  ListenerState,
+  Logger,
+  PublishCommon,
+  PublishInput,
+  PublishSystemInput,
+  RealtimeEvent,
+  RealtimeOptions,
+  Scope,
+  SendContext,
+  UserId,
+} from "./types.js";

@@ -1,0 +1,89 @@
+import type { Pool } from "pg";
+import { quoteIdent } from "./store.js";
+
+interface Migration {
+  version: number;
+  name: string;
+  /** The statements, for a schema name already quoted. */
+  sql(schema: string): string;
+}
+
+// Numbered and append-only: a released migration is never edited, a change is a new entry.
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "events",
+    sql: (s) => `CREATE TABLE ${s}."events" (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  type text NOT NULL CHECK (type ~ '^[A-Za-z0-9_.-]{1,100}$'),
+  scope text NOT NULL CHECK (scope IN ('user', 'global', 'system')),
+  user_id text NULL CHECK (scope <> 'user' OR user_id IS NOT NULL),
+  detail jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(detail) = 'object'),
+  private_data jsonb NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  -- The inserting transaction, so that replay can tell rows whose transaction may still commit
+  -- (ids are handed out at insert, not at commit). A volatile default added later would rewrite the table.
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+CREATE INDEX "events_user_id_id_idx" ON ${s}."events" (user_id, id) WHERE scope = 'user';
+CREATE INDEX "events_type_id_idx" ON ${s}."events" (type, id);
+CREATE INDEX "events_created_at_idx" ON ${s}."events" (created_at);`,
+  },
+];
+
+/** What {@link migrate} did or, with `dryRun`, would do. */
+export interface MigrateResult {
+  /** Versions applied by this call (or pending, with `dryRun`), in order. */
+  applied: number[];
+  /** The SQL that ran (or would run). Empty when the schema is up to date. */
+  sql: string;
+}
+
+/**
+ * Creates or upgrades the schema: idempotent, and safe when several processes migrate at once
+ * (they queue on a transaction-scoped advisory lock; the first applies, the others find nothing to do).
+ * Everything runs in one transaction: a failure leaves the database as it was.
+ */
+export async function migrate(
+  pool: Pool,
+  schema: string,
+  options: { dryRun?: boolean } = {},
+): Promise<MigrateResult> {
+  const s = quoteIdent(schema);
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    try {
+      await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`pgrealtime.migrate:${schema}`]);
+      const exists = await client.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [
+        `${s}."migrations"`,
+      ]);
+      const done = new Set<number>();
+      if (exists.rows[0]?.ok) {
+        const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${s}."migrations"`);
+        for (const row of rows) done.add(row.version);
+      }
+      const pending = MIGRATIONS.filter((m) => !done.has(m.version));
+      const statements: string[] = [];
+      if (!exists.rows[0]?.ok) {
+        statements.push(
+          `CREATE SCHEMA IF NOT EXISTS ${s};\nCREATE TABLE ${s}."migrations" (\n  version integer PRIMARY KEY,\n  name text NOT NULL,\n  applied_at timestamptz NOT NULL DEFAULT now()\n);`,
+        );
+      }
+      for (const m of pending) {
+        statements.push(
+          `-- ${m.version}: ${m.name}\n${m.sql(s)}\nINSERT INTO ${s}."migrations" (version, name) VALUES (${m.version}, '${m.name}');`,
+        );
+      }
+      const sql = statements.join("\n");
+      if (!options.dryRun && sql) await client.query(sql);
+      await client.query(options.dryRun ? "ROLLBACK" : "COMMIT");
+      return { applied: pending.map((m) => m.version), sql };
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw error;
+    }
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,307 @@
+import pg from "pg";
+import { RealtimeError } from "./errors.js";
+import { attachStreamHost, createFetchHandler, type StreamHost } from "./http.js";
+import { Listener } from "./listener.js";
+import { type MigrateResult, migrate } from "./migrate.js";
+import { resolveOptions } from "./options.js";
+import { ephemeralPayload, type PreparedEvent, prepareEvent } from "./publish.js";
+import { type BeforeSend, copyEvent, Router } from "./router.js";
+import { Connection, HeartbeatSweep, namedFrame, retryFrame, type Sink } from "./sse.js";
+import { Store } from "./store.js";
+import type {
+  EventMap,
+  EventOf,
+  ListenerState,
+  PublishCommon,
+  PublishInput,
+  PublishSystemInput,
+  RealtimeEvent,
+  RealtimeOptions,
+} from "./types.js";
+
+/** How long a new stream waits for the LISTEN connection before it is refused with 503. */
+const LISTEN_WAIT_MS = 5_000;
+
+/** The object {@link createRealtime} returns. `Events` maps each event type to its detail type. */
+export interface Realtime<Events extends EventMap = EventMap> {
+  /**
+   * Stores an event for one user and notifies every process; resolves to the stored event.
+   *
+   * @throws TypeError when `userId`, `type`, `detail` or `privateData` is invalid (nothing is written).
+   * @throws RangeError with `storage: false`, when the event does not fit NOTIFY's 8000 bytes.
+   * @throws RealtimeError `MIGRATION_REQUIRED` when the table is missing, `CLOSED` after `close()`.
+   * @example await realtime.publish({ userId: 42, type: "task_complete", detail: { taskId: 123 } });
+   */
+  publish<K extends keyof Events & string>(
+    input: PublishInput<Events, K>,
+  ): Promise<RealtimeEvent<K, Events[K]>>;
+  /** Like {@link Realtime.publish}, for every connection, signed in or not. */
+  publishGlobal<K extends keyof Events & string>(
+    input: PublishCommon<Events, K>,
+  ): Promise<RealtimeEvent<K, Events[K]>>;
+  /** Like {@link Realtime.publish}, for `subscribe` handlers only: never sent to a browser. */
+  publishSystem<K extends keyof Events & string>(
+    input: PublishSystemInput<Events, K>,
+  ): Promise<RealtimeEvent<K, Events[K]>>;
+  /**
+   * Calls `handler` with every event of every scope that reaches this process (from any process),
+   * after `onReceive`. Starts the LISTEN connection if needed; await {@link Realtime.ready} before
+   * relying on it. A throwing handler is logged and does not stop the others.
+   *
+   * @returns a function that unsubscribes.
+   */
+  subscribe(handler: (event: EventOf<Events>) => void): () => void;
+  /** Resolves once this process's LISTEN connection receives notifications (starting it if needed). */
+  ready(): Promise<void>;
+  /** The state of the LISTEN connection. */
+  readonly listenerState: ListenerState;
+  /** How many event streams are open in this process. */
+  readonly connectionCount: number;
+  /**
+   * The Fetch API handler: `GET {basePath}/events` (the stream) and `GET {basePath}/client.js`;
+   * `404` for any other path.
+   */
+  handler(request: Request): Promise<Response>;
+  /**
+   * The tag that loads and connects the browser client, for the page's `<head>`.
+   *
+   * @param options.lastEventId the cursor the page was rendered at, so events published between the
+   *   render and the connect are not lost (a decimal id).
+   * @param options.autoConnect `false` to load the client without connecting (`window.pgrealtime.connect`).
+   * @example realtime.scriptTag() // '<script src="/realtime/client.js" defer></script>'
+   */
+  scriptTag(options?: { lastEventId?: string; autoConnect?: boolean }): string;
+  /**
+   * Creates or upgrades the tables (idempotent; safe from several processes at once).
+   * With `dryRun`, returns the SQL without running it.
+   */
+  migrate(options?: { dryRun?: boolean }): Promise<MigrateResult>;
+  /**
+   * Ends open streams, the LISTEN connection, timers and the pool it created (not one passed in).
+   * Idempotent. Afterwards publishing rejects with `RealtimeError` `CLOSED`.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the realtime instance of a process.
+ *
+ * @throws TypeError / RangeError when an option is invalid (see {@link RealtimeOptions}).
+ * @example
+ * const realtime = createRealtime({ connectionString: process.env.DATABASE_URL });
+ * await realtime.migrate();
+ * http.createServer(toNodeHandler(realtime, { authenticate: (req) => userIdFromCookie(req) })).listen(3000);
+ */
+export function createRealtime<Events extends EventMap = EventMap>(
+  options: RealtimeOptions<Events>,
+): Realtime<Events> {
+  // Inside, events are untyped; the type parameter only shapes the public surface.
+  const untyped = options as unknown as RealtimeOptions;
+  const resolved = resolveOptions(untyped);
+  const { logger } = resolved;
+  const ownsPool = options.pool === undefined;
+  const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString });
+  if (ownsPool) {
+    // An idle pooled client losing its server must not crash the process; the pool replaces it.
+    pool.on("error", (error) => logger.warn({ err: error }, "pgrealtime: idle pool connection failed"));
+  }
+  const store = new Store(resolved.schema);
+  const router = new Router(logger, untyped.beforeSend as BeforeSend | undefined);
+  const heartbeat = new HeartbeatSweep(resolved.heartbeatMs, () => router.connections());
+  const onReceive = untyped.onReceive as
+    | ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>)
+    | undefined;
+
+  // Notifications are handled strictly in arrival (commit) order; an event that needs an await
+  // (a row read for a large payload, an async onReceive) holds back the ones behind it.
+  const inbox: string[] = [];
+  let draining = false;
+  async function drain(): Promise<void> {
+    draining = true;
+    for (let payload = inbox.shift(); payload !== undefined; payload = inbox.shift()) {
+      try {
+        let event: RealtimeEvent | null = parsePayload(payload);
+        if (event && event.type === undefined) event = await store.get(pool, event.id);
+        if (!event) continue;
+        if (onReceive) {
+          event = await onReceive(copyEvent(event));
+          if (!event) continue;
+        }
+        router.route(event);
+      } catch (error) {
+        logger.error({ err: error }, "pgrealtime: an event could not be received; dropped in this process");
+      }
+    }
+    draining = false;
+  }
+
+  function parsePayload(payload: string): RealtimeEvent | null {
+    try {
+      const raw = JSON.parse(payload) as Record<string, unknown>;
+      if (typeof raw.id !== "string") throw new Error("no id");
+      return {
+        id: raw.id,
+        type: raw.type as string,
+        scope: raw.scope as RealtimeEvent["scope"],
+        userId: (raw.userId as string | null) ?? null,
+        detail: raw.detail as RealtimeEvent["detail"],
+        createdAt: new Date(raw.createdAt as string),
+      };
+    } catch {
+      logger.warn(
+        { payload: payload.slice(0, 200) },
+        "pgrealtime: ignored a malformed notification on the channel",
+      );
+      return null;
+    }
+  }
+
+  const listener = new Listener({
+    connection: listenConnectionConfig(untyped),
+    channel: store.channel,
+    heartbeatMs: resolved.heartbeatMs,
+    logger,
+    onPayload(payload) {
+      inbox.push(payload);
+      if (!draining) void drain();
+    },
+  });
+
+  let closed: Promise<void> | undefined;
+  function assertOpen(): void {
+    if (closed) throw new RealtimeError("CLOSED", "pgrealtime: this realtime instance is closed");
+  }
+
+  async function write(event: PreparedEvent): Promise<RealtimeEvent> {
+    assertOpen();
+    const base = {
+      type: event.type,
+      scope: event.scope,
+      userId: event.userId,
+      detail: JSON.parse(event.detailJson),
+    };
+    if (!resolved.storage) {
+      const payload = ephemeralPayload(event);
+      await guard(store.notify(pool, payload));
+      const sent = JSON.parse(payload) as { id: string; createdAt: string };
+      return { id: sent.id, ...base, createdAt: new Date(sent.createdAt) };
+    }
+    const { id, createdAt } = await guard(store.insert(pool, event));
+    return { id, ...base, createdAt };
+  }
+
+  async function guard<T>(query: Promise<T>): Promise<T> {
+    try {
+      return await query;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "42P01" || code === "3F000") {
+        throw new RealtimeError(
+          "MIGRATION_REQUIRED",
+          `pgrealtime: table ${store.table} does not exist; run \`npx pgrealtime migrate\` (or await realtime.migrate()) first`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  const host: StreamHost = {
+    basePath: resolved.basePath,
+    retryMs: resolved.retryMs,
+    allowAnonymous: resolved.allowAnonymous,
+    logger,
+    authenticate: options.authenticate,
+    async waitForListener() {
+      if (closed) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, LISTEN_WAIT_MS);
+      });
+      await Promise.race([listener.start(), timeout]);
+      clearTimeout(timer);
+      return listener.state === "listening" && !closed;
+    },
+    open(userId: string | null, sink: Sink): () => void {
+      const connection = new Connection(userId, sink, resolved.maxBufferedBytes, (slow) => {
+        logger.warn(
+          { userId: slow.userId, maxBufferedBytes: resolved.maxBufferedBytes },
+          "pgrealtime: disconnected a client that stopped reading",
+        );
+        release();
+      });
+      function release(): void {
+        if (!router.delete(connection)) return;
+        connection.close();
+        heartbeat.update(router.connectionCount > 0);
+      }
+      connection.send(retryFrame(resolved.retryMs));
+      connection.send(namedFrame("connected", { userId }));
+      router.add(connection);
+      heartbeat.update(true);
+      return release;
+    },
+  };
+
+  return attachStreamHost<Realtime<Events>>(
+    {
+      publish: (input) => write(prepareEvent(input, "user", input?.userId)) as never,
+      publishGlobal: (input) => write(prepareEvent(input, "global", null)) as never,
+      publishSystem: (input) => write(prepareEvent(input, "system", input?.userId)) as never,
+      subscribe(handlerFn) {
+        assertOpen();
+        listener.start().catch(() => {});
+        return router.subscribe(handlerFn as (event: RealtimeEvent) => void);
+      },
+      async ready() {
+        assertOpen();
+        await listener.start();
+        assertOpen();
+      },
+      get listenerState() {
+        return listener.state;
+      },
+      get connectionCount() {
+        return router.connectionCount;
+      },
+      handler: createFetchHandler(host),
+      scriptTag(tagOptions = {}) {
+        let attributes = `src="${resolved.basePath}/client.js" defer`;
+        if (tagOptions.lastEventId !== undefined) {
+          if (!/^[0-9]{1,19}$/.test(tagOptions.lastEventId)) {
+            throw new TypeError(
+              `lastEventId must be a decimal event id, got ${JSON.stringify(tagOptions.lastEventId)}`,
+            );
+          }
+          attributes += ` data-last-event-id="${tagOptions.lastEventId}"`;
+        }
+        if (tagOptions.autoConnect === false) attributes += ` data-auto-connect="false"`;
+        return `<script ${attributes}></script>`;
+      },
+      migrate(migrateOptions) {
+        assertOpen();
+        return migrate(pool, resolved.schema, migrateOptions);
+      },
+      close() {
+        closed ??= (async () => {
+          for (const connection of [...router.connections()]) {
+            router.delete(connection);
+            connection.close();
+          }
+          heartbeat.update(false);
+          await listener.close();
+          if (ownsPool) await pool.end();
+        })();
+        return closed;
+      },
+    },
+    host,
+  );
+}
+
+function listenConnectionConfig(options: RealtimeOptions): pg.ClientConfig {
+  const connectionString = options.listenConnectionString ?? options.connectionString;
+  if (connectionString) return { connectionString };
+  // The app's pool: reuse its connection settings (not its connections) for a dedicated session.
+  return { ...(options.pool as pg.Pool & { options: pg.PoolConfig }).options };
+}

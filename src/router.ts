@@ -1,0 +1,108 @@
+import { type Connection, eventFrame } from "./sse.js";
+import type { Logger, RealtimeEvent, SendContext } from "./types.js";
+
+/** A `subscribe` handler: gets every event of every scope, system included. */
+export type Subscriber = (event: RealtimeEvent) => void;
+
+/** `beforeSend` as the router calls it. */
+export type BeforeSend = (event: RealtimeEvent, context: SendContext) => RealtimeEvent | null;
+
+/**
+ * Decides which connection may see which event and hands each its frame:
+ * `global` → every connection, `user` → that user's connections, `system` → subscribers only.
+ * Without `beforeSend` an event is framed once and the same bytes go to every recipient.
+ */
+export class Router {
+  /** Connections by user id; anonymous ones under `null`. */
+  private readonly byUser = new Map<string | null, Set<Connection>>();
+  private readonly subscribers = new Set<Subscriber>();
+  private count = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly beforeSend: BeforeSend | undefined,
+  ) {}
+
+  get connectionCount(): number {
+    return this.count;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  *connections(): IterableIterator<Connection> {
+    for (const set of this.byUser.values()) yield* set;
+  }
+
+  add(connection: Connection): void {
+    let set = this.byUser.get(connection.userId);
+    if (!set) {
+      set = new Set();
+      this.byUser.set(connection.userId, set);
+    }
+    set.add(connection);
+    this.count++;
+  }
+
+  /** Forgets a connection; returns false when it was already gone, so cleanup runs once. */
+  delete(connection: Connection): boolean {
+    const set = this.byUser.get(connection.userId);
+    if (!set?.delete(connection)) return false;
+    if (set.size === 0) this.byUser.delete(connection.userId);
+    this.count--;
+    return true;
+  }
+
+  subscribe(subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    return () => {
+      this.subscribers.delete(subscriber);
+    };
+  }
+
+  /** Delivers one event to the subscribers and the connections that may see it. */
+  route(event: RealtimeEvent): void {
+    for (const subscriber of this.subscribers) {
+      try {
+        subscriber(event);
+      } catch (error) {
+        this.logger.error({ err: error, eventId: event.id }, "pgrealtime: a subscribe handler threw");
+      }
+    }
+    if (event.scope === "system") return;
+    if (event.scope === "user") {
+      const set = event.userId === null ? undefined : this.byUser.get(event.userId);
+      if (set) this.send(event, set);
+    } else if (this.count > 0) {
+      this.send(event, this.connections());
+    }
+  }
+
+  private send(event: RealtimeEvent, recipients: Iterable<Connection>): void {
+    const beforeSend = this.beforeSend;
+    if (!beforeSend) {
+      const frame = eventFrame(event);
+      for (const connection of recipients) connection.send(frame);
+      return;
+    }
+    for (const connection of recipients) {
+      let changed: RealtimeEvent | null;
+      try {
+        changed = beforeSend(copyEvent(event), { userId: connection.userId });
+      } catch (error) {
+        this.logger.error(
+          { err: error, eventId: event.id },
+          "pgrealtime: beforeSend threw; event skipped for one connection",
+        );
+        continue;
+      }
+      if (changed) connection.send(eventFrame(changed));
+    }
+  }
+}
+
+/** A deep copy, so that a hook's changes never reach another connection or the next hook call. */
+export function copyEvent(event: RealtimeEvent): RealtimeEvent {
+  return { ...event, detail: structuredClone(event.detail), createdAt: new Date(event.createdAt) };
+}

@@ -1,0 +1,25 @@
+import type { ServerResponse } from "node:http";
+import type { Sink } from "../sse.js";
+
+/**
+ * A sink over a Node `ServerResponse` (node:http, Express, and the HTTP/2 compatibility API).
+ * Writes go straight to the socket, so `writableLength` is what the client has not taken yet.
+ * `onClientGone` runs once when the connection closes for any reason.
+ */
+export function createNodeSink(res: ServerResponse, onClientGone: () => void): Sink {
+  let closed = false;
+  res.once("close", onClientGone);
+  return {
+    write(chunk) {
+      if (!closed) res.write(chunk);
+    },
+    get bufferedBytes() {
+      return res.writableLength;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      res.end();
+    },
+  };
+}
