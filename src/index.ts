@@ -2,6 +2,7 @@ export { RealtimeError, type RealtimeErrorCode } from "./errors.js";
 export type { MigrateResult } from "./migrate.js";
 export { createRealtime, type Realtime } from "./realtime.js";
 export type {
+  DefaultEvents,
   EventMap,
   EventOf,
   JsonObject,

@@ -15,8 +15,8 @@ export interface ListenerOptions {
   logger: Logger;
   /** Called with each notification payload on the channel, in commit order. */
   onPayload(payload: string): void;
-  /** Called on each state change. */
-  onState?(state: ListenerState, error?: unknown): void;
+  /** Called on each state change, with the state before it and the error that caused it, if any. */
+  onState?(state: ListenerState, previous: ListenerState, error?: unknown): void;
 }
 
 /**
@@ -59,7 +59,12 @@ export class Listener {
 
   private async connect(): Promise<void> {
     this.setState(this.attempt === 0 && this.state === "idle" ? "connecting" : "reconnecting");
-    const client = new pg.Client({ ...this.options.connection, keepAlive: true });
+    // The application name lets operators (and tests) find this session in pg_stat_activity.
+    const client = new pg.Client({
+      application_name: `pgrealtime listener ${this.options.channel}`,
+      ...this.options.connection,
+      keepAlive: true,
+    });
     this.client = client;
     // Once connected, every failure shows up as 'error' and/or 'end'; both lead to one reconnect.
     let lost = false;
@@ -129,7 +134,8 @@ export class Listener {
   }
 
   private setState(state: ListenerState, error?: unknown): void {
+    const previous = this.state;
     this.state = state;
-    this.options.onState?.(state, error);
+    this.options.onState?.(state, previous, error);
   }
 }

@@ -9,6 +9,7 @@ import { type BeforeSend, copyEvent, Router } from "./router.js";
 import { Connection, HeartbeatSweep, namedFrame, retryFrame, type Sink } from "./sse.js";
 import { Store } from "./store.js";
 import type {
+  DefaultEvents,
   EventMap,
   EventOf,
   ListenerState,
@@ -23,7 +24,7 @@ import type {
 const LISTEN_WAIT_MS = 5_000;
 
 /** The object {@link createRealtime} returns. `Events` maps each event type to its detail type. */
-export interface Realtime<Events extends EventMap = EventMap> {
+export interface Realtime<Events extends EventMap = DefaultEvents> {
   /**
    * Stores an event for one user and notifies every process; resolves to the stored event.
    *
@@ -55,6 +56,15 @@ export interface Realtime<Events extends EventMap = EventMap> {
   ready(): Promise<void>;
   /** The state of the LISTEN connection. */
   readonly listenerState: ListenerState;
+  /**
+   * Observes the LISTEN connection: `"error"` when it fails or drops (it then reconnects by itself,
+   * forever, with capped backoff), `"reconnect"` when it listens again after such a loss.
+   *
+   * @returns a function that removes the listener.
+   * @example realtime.on("reconnect", () => metrics.increment("realtime.reconnect"));
+   */
+  on(name: "reconnect", listener: () => void): () => void;
+  on(name: "error", listener: (error: unknown) => void): () => void;
   /** How many event streams are open in this process. */
   readonly connectionCount: number;
   /**
@@ -92,7 +102,7 @@ export interface Realtime<Events extends EventMap = EventMap> {
  * await realtime.migrate();
  * http.createServer(toNodeHandler(realtime, { authenticate: (req) => userIdFromCookie(req) })).listen(3000);
  */
-export function createRealtime<Events extends EventMap = EventMap>(
+export function createRealtime<Events extends EventMap = DefaultEvents>(
   options: RealtimeOptions<Events>,
 ): Realtime<Events> {
   // Inside, events are untyped; the type parameter only shapes the public surface.
@@ -156,6 +166,10 @@ export function createRealtime<Events extends EventMap = EventMap>(
     }
   }
 
+  const observers = {
+    reconnect: new Set<(error?: unknown) => void>(),
+    error: new Set<(error?: unknown) => void>(),
+  };
   const listener = new Listener({
     connection: listenConnectionConfig(untyped),
     channel: store.channel,
@@ -164,6 +178,10 @@ export function createRealtime<Events extends EventMap = EventMap>(
     onPayload(payload) {
       inbox.push(payload);
       if (!draining) void drain();
+    },
+    onState(state, previous, error) {
+      if (state === "reconnecting" && error !== undefined) for (const fn of observers.error) fn(error);
+      if (state === "listening" && previous === "reconnecting") for (const fn of observers.reconnect) fn();
     },
   });
 
@@ -245,9 +263,9 @@ export function createRealtime<Events extends EventMap = EventMap>(
 
   return attachStreamHost<Realtime<Events>>(
     {
-      publish: (input) => write(prepareEvent(input, "user", input?.userId)) as never,
-      publishGlobal: (input) => write(prepareEvent(input, "global", null)) as never,
-      publishSystem: (input) => write(prepareEvent(input, "system", input?.userId)) as never,
+      publish: async (input) => write(prepareEvent(input, "user", input?.userId)) as never,
+      publishGlobal: async (input) => write(prepareEvent(input, "global", null)) as never,
+      publishSystem: async (input) => write(prepareEvent(input, "system", input?.userId)) as never,
       subscribe(handlerFn) {
         assertOpen();
         listener.start().catch(() => {});
@@ -260,6 +278,14 @@ export function createRealtime<Events extends EventMap = EventMap>(
       },
       get listenerState() {
         return listener.state;
+      },
+      on(name: "reconnect" | "error", fn: (error: unknown) => void) {
+        const set = observers[name];
+        if (!set) throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
+        set.add(fn);
+        return () => {
+          set.delete(fn);
+        };
       },
       get connectionCount() {
         return router.connectionCount;

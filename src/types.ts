@@ -39,6 +39,9 @@ export interface RealtimeEvent<Type extends string = string, Detail extends obje
   createdAt: Date;
 }
 
+/** The events of an instance created without an {@link EventMap}: any type, any JSON object detail. */
+export type DefaultEvents = Record<string, JsonObject>;
+
 /** The union of typed events of an {@link EventMap}. */
 export type EventOf<Events extends EventMap> = {
   [K in keyof Events & string]: RealtimeEvent<K, Events[K]>;
@@ -81,7 +84,7 @@ export interface SendContext {
 }
 
 /** Options of {@link createRealtime}. Every field is optional except a way to reach PostgreSQL. */
-export interface RealtimeOptions<Events extends EventMap = EventMap> {
+export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
   /** PostgreSQL connection string; used for the pool the instance creates and for LISTEN. */
   connectionString?: string;
   /** The app's own `pg.Pool`, used for publishing instead of creating one; never ended by `close()`. */

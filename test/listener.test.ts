@@ -1,0 +1,177 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Logger, Realtime, RealtimeEvent } from "../src/index.js";
+import { databaseUrl } from "./support/database.js";
+import { migratedRealtime, serveRealtime } from "./support/server.js";
+import { SseClient } from "./support/sse.js";
+
+/** A logger that keeps what it is given, so tests can assert on what was reported. */
+function recordingLogger(): Logger & { errors: unknown[][] } {
+  const errors: unknown[][] = [];
+  return { errors, debug() {}, info() {}, warn() {}, error: (...args: unknown[]) => errors.push(args) };
+}
+
+let admin: pg.Pool;
+beforeAll(() => {
+  admin = new pg.Pool({ connectionString: databaseUrl(), max: 1 });
+});
+afterAll(() => admin.end());
+
+/** Terminates this schema's LISTEN backend, as an operator or a failover would. */
+async function killListener(schema: string): Promise<number> {
+  const { rows } = await admin.query(
+    "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = $1",
+    [`pgrealtime listener ${schema}_events`],
+  );
+  return rows.filter((r) => r.killed).length;
+}
+
+describe("subscribe", () => {
+  it("C18 a throwing handler does not stop the others, and is logged with the event id", async () => {
+    const logger = recordingLogger();
+    const { realtime } = await migratedRealtime({ logger });
+    const seen: string[] = [];
+    realtime.subscribe(() => seen.push("first"));
+    realtime.subscribe(() => {
+      throw new Error("handler bug");
+    });
+    realtime.subscribe(() => seen.push("third"));
+    await realtime.ready();
+    const event = await realtime.publishGlobal({ type: "t" });
+    await expect.poll(() => seen).toEqual(["first", "third"]);
+    expect(logger.errors).toHaveLength(1);
+    expect(logger.errors[0]?.[0]).toMatchObject({ eventId: event.id, err: { message: "handler bug" } });
+    await realtime.close();
+  });
+
+  it("stops calling a handler after unsubscribe", async () => {
+    const { realtime } = await migratedRealtime();
+    const seen: string[] = [];
+    const unsubscribe = realtime.subscribe((e) => seen.push(e.type));
+    const fence: string[] = [];
+    realtime.subscribe((e) => fence.push(e.type));
+    await realtime.ready();
+    await realtime.publishGlobal({ type: "one" });
+    await expect.poll(() => seen).toEqual(["one"]);
+    unsubscribe();
+    await realtime.publishGlobal({ type: "two" });
+    await expect.poll(() => fence).toEqual(["one", "two"]);
+    expect(seen).toEqual(["one"]);
+    await realtime.close();
+  });
+});
+
+describe("the LISTEN connection", () => {
+  it("C06 reconnects by itself after pg_terminate_backend, and all three handlers get the next event", async () => {
+    const { realtime, schema } = await migratedRealtime({ heartbeatMs: 500 });
+    const got: string[][] = [[], [], []];
+    for (const list of got) realtime.subscribe((e) => list.push(e.type));
+    await realtime.ready();
+    const errors: unknown[] = [];
+    realtime.on("error", (error) => errors.push(error));
+    const reconnected = new Promise<void>((resolve) => realtime.on("reconnect", resolve));
+    expect(await killListener(schema)).toBe(1);
+    await reconnected;
+    expect(realtime.listenerState).toBe("listening");
+    expect(errors).toHaveLength(1);
+    await realtime.publishGlobal({ type: "after_reconnect" });
+    for (const list of got) await expect.poll(() => list).toEqual(["after_reconnect"]);
+    await realtime.close();
+  });
+
+  it("keeps open streams open across its own reconnect", async () => {
+    const { realtime, schema } = await migratedRealtime({ heartbeatMs: 500 });
+    const server = await serveRealtime(realtime);
+    const stream = await SseClient.open(`${server.url}/realtime/events`);
+    await stream.next("connected");
+    const reconnected = new Promise<void>((resolve) => realtime.on("reconnect", resolve));
+    expect(await killListener(schema)).toBe(1);
+    await reconnected;
+    const event = await realtime.publishGlobal({ type: "after_reconnect", detail: { ok: true } });
+    await stream.waitForEvents(1);
+    expect(stream.events).toEqual([
+      { id: event.id, type: "after_reconnect", scope: "global", detail: { ok: true } },
+    ]);
+    stream.close();
+    await realtime.close();
+    await server.close();
+  });
+
+  it("releases every socket and timer on close, so the process could exit", async () => {
+    const { realtime, schema } = await migratedRealtime();
+    realtime.subscribe(() => {});
+    await realtime.ready();
+    await realtime.close();
+    const { rows } = await admin.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1",
+      [`pgrealtime listener ${schema}_events`],
+    );
+    expect(rows[0].n).toBe(0);
+  });
+});
+
+describe("hooks", () => {
+  let realtime: Realtime;
+  let server: Awaited<ReturnType<typeof serveRealtime>>;
+  const logger = recordingLogger();
+  const received: RealtimeEvent[] = [];
+  beforeAll(async () => {
+    ({ realtime } = await migratedRealtime({
+      logger,
+      // Async on purpose: order must hold even when a hook awaits.
+      async onReceive(event) {
+        if (event.type === "drop_me") return null;
+        if (event.type === "explode") throw new Error("onReceive bug");
+        if (event.type === "slow") await new Promise((resolve) => setTimeout(resolve, 50));
+        return { ...event, detail: { ...event.detail, stamped: true } };
+      },
+      beforeSend(event, { userId }) {
+        if (userId === "mallory" && event.type === "secret") return null;
+        if (userId === "crash") throw new Error("beforeSend bug");
+        (event.detail as Record<string, unknown>).for = userId;
+        return event;
+      },
+    }));
+    realtime.subscribe((event) => received.push(event));
+    server = await serveRealtime(realtime);
+  });
+  afterAll(async () => {
+    await realtime.close();
+    await server.close();
+  });
+
+  it("onReceive changes or drops events once per process, keeping order; beforeSend works on per-connection copies", async () => {
+    const streams = await Promise.all(
+      ["alice", "mallory", "crash"].map((u) => SseClient.open(`${server.url}/realtime/events?user=${u}`)),
+    );
+    await Promise.all(streams.map((s) => s.next("connected")));
+    const [alice, mallory, crash] = streams as [SseClient, SseClient, SseClient];
+    await realtime.publishGlobal({ type: "slow", detail: { n: 1 } });
+    await realtime.publishGlobal({ type: "drop_me" });
+    await realtime.publishGlobal({ type: "explode" });
+    await realtime.publishGlobal({ type: "secret", detail: { n: 2 } });
+    await realtime.publishGlobal({ type: "last", detail: { n: 3 } });
+    await alice.until((c) => c.events.some((e) => e.type === "last"), "last");
+    await mallory.until((c) => c.events.some((e) => e.type === "last"), "last");
+
+    expect(received.map((e) => e.type)).toEqual(["slow", "secret", "last"]);
+    expect(received.every((e) => (e.detail as Record<string, unknown>).stamped === true)).toBe(true);
+    // beforeSend's changes stayed on each connection's own copy.
+    expect(received.some((e) => "for" in e.detail)).toBe(false);
+    expect(alice.events.map((e) => [e.type, e.detail])).toEqual([
+      ["slow", { n: 1, stamped: true, for: "alice" }],
+      ["secret", { n: 2, stamped: true, for: "alice" }],
+      ["last", { n: 3, stamped: true, for: "alice" }],
+    ]);
+    expect(mallory.events.map((e) => e.type)).toEqual(["slow", "last"]);
+    // A throwing beforeSend skips that one connection only.
+    expect(crash.events).toEqual([]);
+    expect(logger.errors.map((args) => args[1])).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("could not be received"),
+        expect.stringContaining("beforeSend threw"),
+      ]),
+    );
+    for (const s of streams) s.close();
+  });
+});
