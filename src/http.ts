@@ -15,8 +15,13 @@ export interface StreamHost {
   authenticate: ((request: Request) => UserId | null | Promise<UserId | null>) | undefined;
   /** Waits (bounded) until the LISTEN connection is up; false when it is not, or the instance closed. */
   waitForListener(): Promise<boolean>;
-  /** Registers a stream and writes its prelude; returns the cleanup, which runs once however often called. */
-  open(userId: string | null, sink: Sink): () => void;
+  /** A refusal when this process (`503`) or this user (`429`) has as many streams as allowed. */
+  capacity(userId: string | null): Refusal | null;
+  /**
+   * Registers a stream and writes its prelude, then replays from `lastEventId` when there is one;
+   * returns the cleanup, which runs once however often called.
+   */
+  open(userId: string | null, sink: Sink, lastEventId: string | null): () => void;
 }
 
 /** The response headers of an event stream; `Connection` is added by adapters on HTTP/1.x only. */
@@ -62,14 +67,27 @@ export async function admit(
   if (userId === null && !host.allowAnonymous) {
     return { status: 401, message: "Sign in to receive events\n" };
   }
+  const retryAfter = { "Retry-After": String(Math.max(1, Math.ceil(host.retryMs / 1000))) };
   if (!(await host.waitForListener())) {
     return {
       status: 503,
       message: "Realtime events are unavailable: not connected to PostgreSQL\n",
-      headers: { "Retry-After": String(Math.ceil(host.retryMs / 1000)) },
+      headers: retryAfter,
     };
   }
+  const full = host.capacity(userId);
+  if (full) return { ...full, headers: retryAfter };
   return { userId };
+}
+
+/**
+ * The id a client resumes from: the `Last-Event-ID` header (the browser's own reconnect) or the
+ * `lastEventId` query parameter (the client's reconnect, a page's starting cursor); `null` for none.
+ * Validated later, by the replay; an empty value counts as none.
+ */
+export function lastEventIdOf(header: string | null | undefined, url: URL): string | null {
+  const value = header ?? url.searchParams.get("lastEventId");
+  return value ? value.trim() || null : null;
 }
 
 // src/http.ts and dist/http.js are both one folder below the package root, so one relative URL
@@ -128,7 +146,8 @@ export function clientScriptResponse(
 /** Builds the Fetch API handler of a realtime instance. */
 export function createFetchHandler(host: StreamHost): (request: Request) => Promise<Response> {
   return async (request) => {
-    const route = matchRoute(host.basePath, new URL(request.url).pathname);
+    const url = new URL(request.url);
+    const route = matchRoute(host.basePath, url.pathname);
     if (!route) return new Response("Not found\n", { status: 404 });
     if (request.method !== "GET" && request.method !== "HEAD") {
       return new Response("Method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
@@ -149,7 +168,7 @@ export function createFetchHandler(host: StreamHost): (request: Request) => Prom
     }
     if (request.method === "HEAD") return new Response(null, { status: 200, headers: STREAM_HEADERS });
     const { stream, sink, onClose } = createWebSink(request.signal);
-    onClose(host.open(admitted.userId, sink));
+    onClose(host.open(admitted.userId, sink, lastEventIdOf(request.headers.get("last-event-id"), url)));
     return new Response(stream, { status: 200, headers: STREAM_HEADERS });
   };
 }

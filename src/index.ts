@@ -1,6 +1,6 @@
 export { RealtimeError, type RealtimeErrorCode } from "./errors.js";
 export type { MigrateResult } from "./migrate.js";
-export { createRealtime, type Realtime } from "./realtime.js";
+export { createRealtime, type Realtime, type SubscribeOptions } from "./realtime.js";
 export type {
   DefaultEvents,
   EventMap,
@@ -11,6 +11,7 @@ export type {
   Logger,
   PublishCommon,
   PublishInput,
+  PublishOptions,
   PublishSystemInput,
   RealtimeEvent,
   RealtimeOptions,

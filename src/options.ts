@@ -19,6 +19,10 @@ export const DEFAULTS = {
   heartbeatMs: 15_000,
   retryMs: 3_000,
   maxBufferedBytes: 1024 * 1024,
+  maxPayloadBytes: 1024 * 1024,
+  maxReplay: 10_000,
+  maxConnections: 10_000,
+  maxConnectionsPerUser: 20,
   allowAnonymous: true,
 } as const;
 
@@ -31,6 +35,10 @@ export type ResolvedOptions = Required<
     | "heartbeatMs"
     | "retryMs"
     | "maxBufferedBytes"
+    | "maxPayloadBytes"
+    | "maxReplay"
+    | "maxConnections"
+    | "maxConnectionsPerUser"
     | "allowAnonymous"
     | "logger"
   >
@@ -89,6 +97,22 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
       DEFAULTS.maxBufferedBytes,
       1024,
       2 ** 31,
+    ),
+    maxPayloadBytes: integer(
+      options.maxPayloadBytes,
+      "maxPayloadBytes",
+      DEFAULTS.maxPayloadBytes,
+      2,
+      2 ** 30,
+    ),
+    maxReplay: integer(options.maxReplay, "maxReplay", DEFAULTS.maxReplay, 0, 10_000_000),
+    maxConnections: integer(options.maxConnections, "maxConnections", DEFAULTS.maxConnections, 1, 10_000_000),
+    maxConnectionsPerUser: integer(
+      options.maxConnectionsPerUser,
+      "maxConnectionsPerUser",
+      DEFAULTS.maxConnectionsPerUser,
+      1,
+      10_000_000,
     ),
     logger: options.logger ?? consoleLogger,
   };

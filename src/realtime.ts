@@ -5,9 +5,11 @@ import { Listener } from "./listener.js";
 import { type MigrateResult, migrate } from "./migrate.js";
 import { resolveOptions } from "./options.js";
 import { ephemeralPayload, type PreparedEvent, prepareEvent } from "./publish.js";
-import { type BeforeSend, copyEvent, Router } from "./router.js";
-import { Connection, HeartbeatSweep, namedFrame, retryFrame, type Sink } from "./sse.js";
-import { Store } from "./store.js";
+import { Receiver } from "./receiver.js";
+import { replay } from "./replay.js";
+import { type BeforeSend, Router } from "./router.js";
+import { Connection, HeartbeatSweep, namedFrame, retryFrame } from "./sse.js";
+import { type Queryable, Store } from "./store.js";
 import type {
   DefaultEvents,
   EventMap,
@@ -15,6 +17,7 @@ import type {
   ListenerState,
   PublishCommon,
   PublishInput,
+  PublishOptions,
   PublishSystemInput,
   RealtimeEvent,
   RealtimeOptions,
@@ -23,26 +26,42 @@ import type {
 /** How long a new stream waits for the LISTEN connection before it is refused with 503. */
 const LISTEN_WAIT_MS = 5_000;
 
+/** Options of `subscribe`. */
+export interface SubscribeOptions {
+  /**
+   * Called when events may have been lost for good: without storage, after the LISTEN connection was
+   * down (`"listener-reconnected"`). With storage, missed events are caught up instead.
+   */
+  onReset?(reason: string): void;
+}
+
 /** The object {@link createRealtime} returns. `Events` maps each event type to its detail type. */
 export interface Realtime<Events extends EventMap = DefaultEvents> {
   /**
    * Stores an event for one user and notifies every process; resolves to the stored event.
    *
+   * With `{ client }` the row and its notification are part of the caller's open transaction: they
+   * commit or roll back with it, and nothing is delivered before the commit.
+   *
    * @throws TypeError when `userId`, `type`, `detail` or `privateData` is invalid (nothing is written).
-   * @throws RangeError with `storage: false`, when the event does not fit NOTIFY's 8000 bytes.
+   * @throws RangeError when `detail` is over `maxPayloadBytes`, or with `storage: false` when the event
+   *   does not fit NOTIFY's 8000 bytes (UTF-8); nothing is written.
    * @throws RealtimeError `MIGRATION_REQUIRED` when the table is missing, `CLOSED` after `close()`.
    * @example await realtime.publish({ userId: 42, type: "task_complete", detail: { taskId: 123 } });
    */
   publish<K extends keyof Events & string>(
     input: PublishInput<Events, K>,
+    options?: PublishOptions,
   ): Promise<RealtimeEvent<K, Events[K]>>;
   /** Like {@link Realtime.publish}, for every connection, signed in or not. */
   publishGlobal<K extends keyof Events & string>(
     input: PublishCommon<Events, K>,
+    options?: PublishOptions,
   ): Promise<RealtimeEvent<K, Events[K]>>;
   /** Like {@link Realtime.publish}, for `subscribe` handlers only: never sent to a browser. */
   publishSystem<K extends keyof Events & string>(
     input: PublishSystemInput<Events, K>,
+    options?: PublishOptions,
   ): Promise<RealtimeEvent<K, Events[K]>>;
   /**
    * Calls `handler` with every event of every scope that reaches this process (from any process),
@@ -51,7 +70,7 @@ export interface Realtime<Events extends EventMap = DefaultEvents> {
    *
    * @returns a function that unsubscribes.
    */
-  subscribe(handler: (event: EventOf<Events>) => void): () => void;
+  subscribe(handler: (event: EventOf<Events>) => void, options?: SubscribeOptions): () => void;
   /** Resolves once this process's LISTEN connection receives notifications (starting it if needed). */
   ready(): Promise<void>;
   /** The state of the LISTEN connection. */
@@ -65,6 +84,13 @@ export interface Realtime<Events extends EventMap = DefaultEvents> {
    */
   on(name: "reconnect", listener: () => void): () => void;
   on(name: "error", listener: (error: unknown) => void): () => void;
+  /**
+   * The greatest stored event id ("0" when there is none): render it into the page
+   * (`scriptTag({ lastEventId })`) before reading the page's data, so that events published between
+   * the render and the browser's connect are delivered. Events committed meanwhile may arrive twice
+   * (once in the page, once as an event): handle them idempotently by `event.id`.
+   */
+  currentEventId(): Promise<string>;
   /** How many event streams are open in this process. */
   readonly connectionCount: number;
   /**
@@ -121,50 +147,28 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
   const onReceive = untyped.onReceive as
     | ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>)
     | undefined;
+  const resetObservers = new Set<(reason: string) => void>();
 
-  // Notifications are handled strictly in arrival (commit) order; an event that needs an await
-  // (a row read for a large payload, an async onReceive) holds back the ones behind it.
-  const inbox: string[] = [];
-  let draining = false;
-  async function drain(): Promise<void> {
-    draining = true;
-    for (let payload = inbox.shift(); payload !== undefined; payload = inbox.shift()) {
-      try {
-        let event: RealtimeEvent | null = parsePayload(payload);
-        if (event && event.type === undefined) event = await store.get(pool, event.id);
-        if (!event) continue;
-        if (onReceive) {
-          event = await onReceive(copyEvent(event));
-          if (!event) continue;
+  const receiver = new Receiver({
+    store,
+    pool,
+    storage: resolved.storage,
+    logger,
+    onReceive,
+    route: (event) => router.route(event),
+    reset(reason) {
+      logger.warn({ reason }, "pgrealtime: events may have been lost; told every client to reset");
+      const frame = namedFrame("reset", { reason });
+      for (const connection of router.connections()) connection.send(frame);
+      for (const fn of resetObservers) {
+        try {
+          fn(reason);
+        } catch (error) {
+          logger.error({ err: error }, "pgrealtime: a subscribe onReset threw");
         }
-        router.route(event);
-      } catch (error) {
-        logger.error({ err: error }, "pgrealtime: an event could not be received; dropped in this process");
       }
-    }
-    draining = false;
-  }
-
-  function parsePayload(payload: string): RealtimeEvent | null {
-    try {
-      const raw = JSON.parse(payload) as Record<string, unknown>;
-      if (typeof raw.id !== "string") throw new Error("no id");
-      return {
-        id: raw.id,
-        type: raw.type as string,
-        scope: raw.scope as RealtimeEvent["scope"],
-        userId: (raw.userId as string | null) ?? null,
-        detail: raw.detail as RealtimeEvent["detail"],
-        createdAt: new Date(raw.createdAt as string),
-      };
-    } catch {
-      logger.warn(
-        { payload: payload.slice(0, 200) },
-        "pgrealtime: ignored a malformed notification on the channel",
-      );
-      return null;
-    }
-  }
+    },
+  });
 
   const observers = {
     reconnect: new Set<(error?: unknown) => void>(),
@@ -175,12 +179,12 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     channel: store.channel,
     heartbeatMs: resolved.heartbeatMs,
     logger,
-    onPayload(payload) {
-      inbox.push(payload);
-      if (!draining) void drain();
-    },
+    onPayload: (payload) => receiver.notification(payload),
+    onAttempt: (listening) => receiver.attempt(listening),
     onState(state, previous, error) {
-      if (state === "reconnecting" && error !== undefined) for (const fn of observers.error) fn(error);
+      if ((state === "reconnecting" || state === "failed") && error !== undefined) {
+        for (const fn of observers.error) fn(error);
+      }
       if (state === "listening" && previous === "reconnecting") for (const fn of observers.reconnect) fn();
     },
   });
@@ -190,8 +194,18 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     if (closed) throw new RealtimeError("CLOSED", "pgrealtime: this realtime instance is closed");
   }
 
-  async function write(event: PreparedEvent): Promise<RealtimeEvent> {
+  async function write(
+    event: PreparedEvent,
+    publishOptions: PublishOptions | undefined,
+  ): Promise<RealtimeEvent> {
     assertOpen();
+    const db = publishTarget(publishOptions) ?? pool;
+    const detailBytes = Buffer.byteLength(event.detailJson, "utf8");
+    if (detailBytes > resolved.maxPayloadBytes) {
+      throw new RangeError(
+        `detail of "${event.type}" is ${detailBytes} bytes of JSON, over maxPayloadBytes (${resolved.maxPayloadBytes}); send a reference (an id to fetch) instead`,
+      );
+    }
     const base = {
       type: event.type,
       scope: event.scope,
@@ -200,11 +214,11 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     };
     if (!resolved.storage) {
       const payload = ephemeralPayload(event);
-      await guard(store.notify(pool, payload));
+      await guard(store.notify(db, payload));
       const sent = JSON.parse(payload) as { id: string; createdAt: string };
       return { id: sent.id, ...base, createdAt: new Date(sent.createdAt) };
     }
-    const { id, createdAt } = await guard(store.insert(pool, event));
+    const { id, createdAt } = await guard(store.insert(db, event));
     return { id, ...base, createdAt };
   }
 
@@ -236,15 +250,24 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, LISTEN_WAIT_MS);
       });
-      await Promise.race([listener.start(), timeout]);
+      await Promise.race([listener.start().catch(() => {}), timeout]);
       clearTimeout(timer);
       return listener.state === "listening" && !closed;
     },
-    open(userId: string | null, sink: Sink): () => void {
+    capacity(userId) {
+      if (router.connectionCount >= resolved.maxConnections) {
+        return { status: 503, message: "Too many event streams on this server; retry later\n" };
+      }
+      if (userId !== null && router.userConnectionCount(userId) >= resolved.maxConnectionsPerUser) {
+        return { status: 429, message: "Too many event streams for this user; close a tab or retry later\n" };
+      }
+      return null;
+    },
+    open(userId, sink, lastEventId) {
       const connection = new Connection(userId, sink, resolved.maxBufferedBytes, (slow) => {
         logger.warn(
           { userId: slow.userId, maxBufferedBytes: resolved.maxBufferedBytes },
-          "pgrealtime: disconnected a client that stopped reading",
+          "pgrealtime: disconnected a client that stopped reading; it resumes from its last id",
         );
         release();
       });
@@ -255,21 +278,42 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       }
       connection.send(retryFrame(resolved.retryMs));
       connection.send(namedFrame("connected", { userId }));
+      if (lastEventId !== null) connection.hold();
       router.add(connection);
       heartbeat.update(true);
+      if (lastEventId !== null) {
+        void replay(connection, lastEventId, {
+          store,
+          pool,
+          storage: resolved.storage,
+          maxReplay: resolved.maxReplay,
+          logger,
+          onReceive,
+          frameFor: (event, target) => router.frameFor(event, target),
+        });
+      }
       return release;
     },
   };
 
   return attachStreamHost<Realtime<Events>>(
     {
-      publish: async (input) => write(prepareEvent(input, "user", input?.userId)) as never,
-      publishGlobal: async (input) => write(prepareEvent(input, "global", null)) as never,
-      publishSystem: async (input) => write(prepareEvent(input, "system", input?.userId)) as never,
-      subscribe(handlerFn) {
+      publish: async (input, publishOptions) =>
+        write(prepareEvent(input, "user", input?.userId), publishOptions) as never,
+      publishGlobal: async (input, publishOptions) =>
+        write(prepareEvent(input, "global", null), publishOptions) as never,
+      publishSystem: async (input, publishOptions) =>
+        write(prepareEvent(input, "system", input?.userId), publishOptions) as never,
+      subscribe(handlerFn, subscribeOptions = {}) {
         assertOpen();
         listener.start().catch(() => {});
-        return router.subscribe(handlerFn as (event: RealtimeEvent) => void);
+        const unsubscribe = router.subscribe(handlerFn as (event: RealtimeEvent) => void);
+        const onReset = subscribeOptions.onReset;
+        if (onReset) resetObservers.add(onReset);
+        return () => {
+          unsubscribe();
+          if (onReset) resetObservers.delete(onReset);
+        };
       },
       async ready() {
         assertOpen();
@@ -286,6 +330,11 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
         return () => {
           set.delete(fn);
         };
+      },
+      async currentEventId() {
+        assertOpen();
+        const bounds = await guard(store.bounds(pool));
+        return bounds ? bounds.max.toString() : "0";
       },
       get connectionCount() {
         return router.connectionCount;
@@ -315,6 +364,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
             connection.close();
           }
           heartbeat.update(false);
+          receiver.close();
           await listener.close();
           if (ownsPool) await pool.end();
         })();
@@ -323,6 +373,19 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     },
     host,
   );
+}
+
+/**
+ * The connection a publish runs on: the caller's transaction client, if given.
+ *
+ * @throws TypeError when `client` lacks a `query(text, values)` method.
+ */
+function publishTarget(options: PublishOptions | undefined): Queryable | undefined {
+  if (options === undefined || options.client === undefined) return undefined;
+  if (typeof (options.client as { query?: unknown } | null)?.query !== "function") {
+    throw new TypeError("publish options.client must have a pg-style query(text, values) method");
+  }
+  return options.client as Queryable;
 }
 
 function listenConnectionConfig(options: RealtimeOptions): pg.ClientConfig {

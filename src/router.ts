@@ -27,8 +27,9 @@ export class Router {
     return this.count;
   }
 
-  get subscriberCount(): number {
-    return this.subscribers.size;
+  /** How many streams one user has open. */
+  userConnectionCount(userId: string): number {
+    return this.byUser.get(userId)?.size ?? 0;
   }
 
   *connections(): IterableIterator<Connection> {
@@ -80,24 +81,32 @@ export class Router {
   }
 
   private send(event: RealtimeEvent, recipients: Iterable<Connection>): void {
-    const beforeSend = this.beforeSend;
-    if (!beforeSend) {
+    if (!this.beforeSend) {
       const frame = eventFrame(event);
-      for (const connection of recipients) connection.send(frame);
+      for (const connection of recipients) connection.deliver(event.id, frame);
       return;
     }
     for (const connection of recipients) {
-      let changed: RealtimeEvent | null;
-      try {
-        changed = beforeSend(copyEvent(event), { userId: connection.userId });
-      } catch (error) {
-        this.logger.error(
-          { err: error, eventId: event.id },
-          "pgrealtime: beforeSend threw; event skipped for one connection",
-        );
-        continue;
-      }
-      if (changed) connection.send(eventFrame(changed));
+      const frame = this.frameFor(event, connection);
+      if (frame) connection.deliver(event.id, frame);
+    }
+  }
+
+  /**
+   * The frame of one event for one connection, through `beforeSend` on the connection's own copy;
+   * `null` when the hook drops it or throws (logged: that connection skips this event only).
+   */
+  frameFor(event: RealtimeEvent, connection: Connection): Uint8Array | null {
+    if (!this.beforeSend) return eventFrame(event);
+    try {
+      const changed = this.beforeSend(copyEvent(event), { userId: connection.userId });
+      return changed ? eventFrame(changed) : null;
+    } catch (error) {
+      this.logger.error(
+        { err: error, eventId: event.id },
+        "pgrealtime: beforeSend threw; event skipped for one connection",
+      );
+      return null;
     }
   }
 }

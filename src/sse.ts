@@ -28,14 +28,22 @@ export interface Sink {
   write(chunk: Uint8Array): void;
   /** Bytes written but not yet handed to the socket. */
   readonly bufferedBytes: number;
+  /** Resolves when everything written so far was handed to the socket, or the stream ended. */
+  drained(): Promise<void>;
   /** Ends the stream (idempotent). */
   close(): void;
 }
 
-/** One open event stream and what routing needs to know about it. */
+/**
+ * One open event stream and what routing needs to know about it. While it replays a backlog, live
+ * events are held back and sent after it, minus those the replay already sent: no gap, no duplicate.
+ */
 export class Connection {
   lastWriteAt = Date.now();
   closed = false;
+  private held: Array<{ id: string; frame: Uint8Array }> | null = null;
+  private heldBytes = 0;
+  private replayed: Set<string> | null = null;
 
   constructor(
     /** The user id as a decimal string, or `null` when anonymous. */
@@ -53,9 +61,51 @@ export class Connection {
     if (this.sink.bufferedBytes > this.maxBufferedBytes) this.onOverflow(this);
   }
 
+  /** Sends a live event now, or holds it while a replay runs. */
+  deliver(id: string, frame: Uint8Array): void {
+    if (!this.held) {
+      this.send(frame);
+      return;
+    }
+    this.held.push({ id, frame });
+    this.heldBytes += frame.byteLength;
+    // Live events pile up behind a replay only as far as the write buffer may; past that the client
+    // is dropped and resumes from its last id, like any slow reader.
+    if (this.heldBytes > this.maxBufferedBytes) this.onOverflow(this);
+  }
+
+  /** Starts holding live events back for a replay. */
+  hold(): void {
+    this.held = [];
+    this.replayed = new Set();
+  }
+
+  /** Sends one replayed event. */
+  replay(id: string, frame: Uint8Array): void {
+    this.replayed?.add(id);
+    this.send(frame);
+  }
+
+  /** Ends the replay: sends the held live events it did not already send, then goes live. */
+  resume(): void {
+    const held = this.held ?? [];
+    const replayed = this.replayed;
+    this.held = null;
+    this.replayed = null;
+    this.heldBytes = 0;
+    for (const { id, frame } of held) if (!replayed?.has(id)) this.send(frame);
+  }
+
+  /** Waits until the client has taken what was written (bounded memory while replaying). */
+  drained(): Promise<void> {
+    return this.sink.drained();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.held = null;
+    this.replayed = null;
     this.sink.close();
   }
 }

@@ -23,6 +23,24 @@ interface EventRow extends Record<string, unknown> {
   created_at: Date;
 }
 
+/**
+ * Where a reader stands: it has every event committed before the event `id` (or, without an id, before
+ * the snapshot was taken). What may have committed after it is every row with a greater id plus every
+ * row whose transaction the snapshot did not see; see {@link Store.backlogPage}.
+ */
+export interface Cursor {
+  /** The last event the reader has (decimal string), or `null` for a bare snapshot. */
+  id: string | null;
+  /**
+   * A `pg_snapshot` in its text form (`xmin:xmax:xip,...`): the one stored with that event, or taken;
+   * `null` when only greater ids count (a reader starting from the beginning).
+   */
+  snapshot: string | null;
+}
+
+/** Whose events a backlog holds: one connection's (its user's and global ones), or every scope. */
+export type Audience = { userId: string | null } | "all";
+
 /** Every SQL statement against one schema's events table. */
 export class Store {
   readonly table: string;
@@ -69,12 +87,90 @@ FROM e`;
     await db.query("SELECT pg_notify($1, $2)", [this.channel, payload]);
   }
 
+  /** The smallest and greatest stored ids, or `null` when the table is empty. */
+  async bounds(db: Queryable): Promise<{ min: bigint; max: bigint } | null> {
+    const { rows } = await db.query<{ min: string | null; max: string | null }>(
+      `SELECT min(id)::text AS min, max(id)::text AS max FROM ${this.table}`,
+    );
+    const row = rows[0];
+    return row?.min && row.max ? { min: BigInt(row.min), max: BigInt(row.max) } : null;
+  }
+
+  /**
+   * The cursor of a reader whose last event is `id`: that row's snapshot, or, when the row does not
+   * exist (an identity gap), the snapshot of the nearest row below, which is older and so covers more.
+   * `null` when no row is at or below `id`.
+   */
+  async cursorAt(db: Queryable, id: bigint): Promise<Cursor | null> {
+    const { rows } = await db.query<{ snapshot: string }>(
+      `SELECT snapshot::text AS snapshot FROM ${this.table} WHERE id <= $1 ORDER BY id DESC LIMIT 1`,
+      [id.toString()],
+    );
+    return rows[0] ? { id: id.toString(), snapshot: rows[0].snapshot } : null;
+  }
+
+  /** A cursor for "everything committed so far": the current snapshot, without an id. */
+  async currentCursor(db: Queryable): Promise<Cursor> {
+    const { rows } = await db.query<{ snapshot: string }>("SELECT pg_current_snapshot()::text AS snapshot");
+    return { id: null, snapshot: (rows[0] as { snapshot: string }).snapshot };
+  }
+
+  /**
+   * One page of the events that may have committed after `cursor` and that `audience` may see, in id
+   * order, with ids above `after`. A superset: rows of transactions concurrent with the cursor's event
+   * may already have been delivered, so readers drop ids they have.
+   */
+  async backlogPage(
+    db: Queryable,
+    cursor: Cursor,
+    audience: Audience,
+    after: string,
+    limit: number,
+  ): Promise<RealtimeEvent[]> {
+    const { where, values } = backlogFilter(cursor, audience);
+    const { rows } = await db.query<EventRow>(
+      `SELECT id::text AS id, type, scope, user_id, detail, created_at FROM ${this.table}
+WHERE ${where} AND id > $${values.length + 1}::bigint ORDER BY id LIMIT $${values.length + 2}`,
+      [...values, after, limit],
+    );
+    return rows.map(rowToEvent);
+  }
+
+  /** How many events a backlog holds, counting no further than `limit + 1`. */
+  async backlogSize(db: Queryable, cursor: Cursor, audience: Audience, limit: number): Promise<number> {
+    const { where, values } = backlogFilter(cursor, audience);
+    const { rows } = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${this.table} WHERE ${where} LIMIT $${values.length + 1}) s`,
+      [...values, limit + 1],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   /** Reads one stored event, or `null` when no such row exists (pruned, or never committed). */
   async get(db: Queryable, id: string): Promise<RealtimeEvent | null> {
     const { rows } = await db.query<EventRow>(this.selectSql, [id]);
     const row = rows[0];
     return row ? rowToEvent(row) : null;
   }
+}
+
+/**
+ * Rows that may have committed after the cursor: a greater id, or a transaction its snapshot did not
+ * see (in progress then, or started later). The cursor's own row is excluded: its reader has it.
+ */
+function backlogFilter(cursor: Cursor, audience: Audience): { where: string; values: unknown[] } {
+  const values: unknown[] = [cursor.id, cursor.snapshot];
+  let where = `(id > $1::bigint OR (txid >= pg_snapshot_xmin($2::pg_snapshot)
+    AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot) AND id IS DISTINCT FROM $1::bigint))`;
+  if (audience !== "all") {
+    if (audience.userId === null) {
+      where += " AND scope = 'global'";
+    } else {
+      values.push(audience.userId);
+      where += " AND (scope = 'global' OR (scope = 'user' AND user_id = $3))";
+    }
+  }
+  return { where, values };
 }
 
 function rowToEvent(row: EventRow): RealtimeEvent {

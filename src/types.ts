@@ -69,6 +69,15 @@ export interface PublishSystemInput<Events extends EventMap, K extends keyof Eve
   userId?: UserId | null;
 }
 
+/** The second argument of every publish call. */
+export interface PublishOptions {
+  /**
+   * A client inside the caller's open transaction (anything with the `pg` `query(text, values)` shape,
+   * e.g. a `PoolClient` after `BEGIN`): the row and its notification commit or roll back with it.
+   */
+  client?: { query(text: string, values?: unknown[]): Promise<unknown> };
+}
+
 /** A pino-compatible logger; each method takes a message or an object then a message. */
 export interface Logger {
   debug(...args: unknown[]): void;
@@ -119,6 +128,20 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
    * resumes from its last id). Default 1048576 (1 MiB).
    */
   maxBufferedBytes?: number;
+  /**
+   * Bytes of JSON a `detail` may take, default 1048576 (1 MiB); more is a `RangeError` before anything
+   * is written. Details of 8000 bytes or more travel as an id and are read back from the table.
+   */
+  maxPayloadBytes?: number;
+  /**
+   * Events a resuming stream may replay, default 10000; over it the stream gets `event: reset` instead
+   * and the client reloads its state.
+   */
+  maxReplay?: number;
+  /** Open streams this process serves, default 10000; the next one gets `503` with `Retry-After`. */
+  maxConnections?: number;
+  /** Open streams one user may have in this process, default 20; the next one gets `429` with `Retry-After`. */
+  maxConnectionsPerUser?: number;
   /** Runs once per event per process before routing; return a (changed) event, or `null` to drop it. */
   onReceive?: (
     event: EventOf<Events>,
@@ -130,4 +153,4 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
 }
 
 /** The state of the process's LISTEN connection. */
-export type ListenerState = "idle" | "connecting" | "listening" | "reconnecting" | "closed";
+export type ListenerState = "idle" | "connecting" | "listening" | "reconnecting" | "failed" | "closed";

@@ -168,7 +168,7 @@ describe("hooks", () => {
     expect(crash.events).toEqual([]);
     expect(logger.errors.map((args) => args[1])).toEqual(
       expect.arrayContaining([
-        expect.stringContaining("could not be received"),
+        expect.stringContaining("onReceive threw"),
         expect.stringContaining("beforeSend threw"),
       ]),
     );

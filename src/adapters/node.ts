@@ -1,5 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { admit, clientScriptResponse, matchRoute, STREAM_HEADERS, streamHostOf } from "../http.js";
+import {
+  admit,
+  clientScriptResponse,
+  lastEventIdOf,
+  matchRoute,
+  STREAM_HEADERS,
+  streamHostOf,
+} from "../http.js";
 import type { Realtime } from "../realtime.js";
 import { createNodeSink } from "../sinks/node.js";
 import type { EventMap, UserId } from "../types.js";
@@ -77,7 +84,11 @@ export function toNodeHandler<Events extends EventMap>(
         }
         let release: (() => void) | undefined;
         const sink = createNodeSink(res, () => release?.());
-        release = host.open(admitted.userId, sink);
+        const lastEventId = lastEventIdOf(
+          req.headers["last-event-id"] as string | undefined,
+          new URL(url, "http://localhost"),
+        );
+        release = host.open(admitted.userId, sink, lastEventId);
       },
       (error: unknown) => {
         host.logger.error({ err: error }, "pgrealtime: could not open an event stream");

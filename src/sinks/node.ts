@@ -16,6 +16,18 @@ export function createNodeSink(res: ServerResponse, onClientGone: () => void): S
     get bufferedBytes() {
       return res.writableLength;
     },
+    drained() {
+      if (closed || res.writableLength === 0 || res.destroyed) return Promise.resolve();
+      return new Promise((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -13,10 +13,17 @@ export function createWebSink(signal?: AbortSignal): {
   let closed = false;
   let cleanup: (() => void) | undefined;
   let gone = false;
+  // Resolved when the reader asks for more with nothing queued: all written data was taken.
+  let drainWaiters: Array<() => void> = [];
+  const wakeDrainWaiters = () => {
+    for (const resolve of drainWaiters) resolve();
+    drainWaiters = [];
+  };
 
   const clientGone = () => {
     if (gone) return;
     gone = true;
+    wakeDrainWaiters();
     cleanup?.();
   };
   const stream = new ReadableStream<Uint8Array>(
@@ -24,6 +31,7 @@ export function createWebSink(signal?: AbortSignal): {
       start(c) {
         controller = c;
       },
+      pull: wakeDrainWaiters,
       cancel: clientGone,
     },
     { highWaterMark: 0, size: (chunk) => chunk.byteLength },
@@ -37,10 +45,15 @@ export function createWebSink(signal?: AbortSignal): {
     get bufferedBytes() {
       return closed ? 0 : -(controller.desiredSize ?? 0);
     },
+    drained() {
+      if (closed || gone || (controller.desiredSize ?? 0) >= 0) return Promise.resolve();
+      return new Promise((resolve) => drainWaiters.push(resolve));
+    },
     close() {
       if (closed) return;
       closed = true;
       signal?.removeEventListener("abort", clientGone);
+      wakeDrainWaiters();
       try {
         controller.close();
       } catch {

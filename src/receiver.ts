@@ -1,0 +1,198 @@
+import type { Pool } from "pg";
+import { copyEvent } from "./router.js";
+import type { Cursor, Store } from "./store.js";
+import type { Logger, RealtimeEvent } from "./types.js";
+
+/** Rows per catch-up query. */
+const PAGE_SIZE = 500;
+/** Ids remembered to drop duplicates between catch-up and live notifications. */
+const RECENT_IDS = 10_000;
+const RETRY_BASE_MS = 100;
+const RETRY_CAP_MS = 5_000;
+
+export interface ReceiverOptions {
+  store: Store;
+  pool: Pool;
+  storage: boolean;
+  logger: Logger;
+  onReceive: ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>) | undefined;
+  /** Hands an accepted event to routing. */
+  route(event: RealtimeEvent): void;
+  /** Tells every connection and subscriber that events were lost and cannot be recovered. */
+  reset(reason: string): void;
+}
+
+type Item = { payload: string } | { attempt: Promise<boolean> };
+
+/**
+ * Everything that reaches this process, in order: live notifications in commit order and, after each
+ * re-LISTEN, a catch-up from the table of whatever committed while the connection was down. Each event
+ * passes here once (ids already routed are dropped), then `onReceive`, then routing.
+ *
+ * Where the process stands is a {@link Cursor}: the last live event (its row holds the snapshot it was
+ * inserted under) or the snapshot taken at the last (re)start. Every event committed before it was
+ * routed; the store knows which rows may have committed after it.
+ */
+export class Receiver {
+  private readonly inbox: Item[] = [];
+  private draining = false;
+  private closed = false;
+  private readonly recent = new Set<string>();
+  private started = false;
+  private lastLiveId: string | null = null;
+  private cursor: Cursor | null = null;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly options: ReceiverOptions) {}
+
+  /** A notification payload, as the LISTEN connection received it. */
+  notification(payload: string): void {
+    this.enqueue({ payload });
+  }
+
+  /** A LISTEN attempt began; `attempt` resolves to whether it ended up listening. */
+  attempt(attempt: Promise<boolean>): void {
+    this.enqueue({ attempt });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.inbox.length = 0;
+    clearTimeout(this.retryTimer);
+    this.wake?.();
+  }
+
+  private enqueue(item: Item): void {
+    if (this.closed) return;
+    this.inbox.push(item);
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    for (let item = this.inbox.shift(); item !== undefined && !this.closed; item = this.inbox.shift()) {
+      try {
+        if ("payload" in item) await this.live(item.payload);
+        else if (await item.attempt) await this.listening();
+      } catch (error) {
+        this.options.logger.error(
+          { err: error },
+          "pgrealtime: an event could not be received; dropped in this process",
+        );
+      }
+    }
+    this.draining = false;
+  }
+
+  private async live(payload: string): Promise<void> {
+    let event = this.parse(payload);
+    // Too large for NOTIFY: only the id travelled; the row has the rest.
+    if (event && event.type === undefined) event = await this.options.store.get(this.options.pool, event.id);
+    if (!event) return;
+    if (this.options.storage) this.lastLiveId = event.id;
+    await this.accept(event);
+  }
+
+  /** Runs after every successful LISTEN: at the first, note where we start; later, catch up. */
+  private async listening(): Promise<void> {
+    const first = !this.started;
+    this.started = true;
+    if (!this.options.storage) {
+      if (!first) this.options.reset("listener-reconnected");
+      return;
+    }
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        if (first) this.cursor = await this.options.store.currentCursor(this.options.pool);
+        else await this.catchUp();
+        return;
+      } catch (error) {
+        // A newer attempt is queued when the connection dropped again; it will catch up instead.
+        if (this.inbox.some((item) => "attempt" in item)) return;
+        this.options.logger.warn({ err: error, attempt }, "pgrealtime: catch-up failed; retrying");
+        await this.sleep(Math.floor(Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt)));
+      }
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    const { store, pool } = this.options;
+    const from = this.lastLiveId === null ? this.cursor : await store.cursorAt(pool, BigInt(this.lastLiveId));
+    if (!from) {
+      this.options.reset("listener-reconnected");
+      this.cursor = await store.currentCursor(pool);
+      this.lastLiveId = null;
+      return;
+    }
+    // One snapshot for every page, and it becomes the next cursor: what it saw is now delivered, what
+    // it did not see commits later and arrives live.
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const next = await store.currentCursor(client);
+      let after = "-1";
+      for (;;) {
+        const page = await store.backlogPage(client, from, "all", after, PAGE_SIZE);
+        for (const event of page) await this.accept(event);
+        const last = page.at(-1);
+        if (!last || page.length < PAGE_SIZE) break;
+        after = last.id;
+      }
+      await client.query("COMMIT");
+      this.cursor = next;
+      this.lastLiveId = null;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async accept(event: RealtimeEvent): Promise<void> {
+    if (this.options.storage) {
+      if (this.recent.has(event.id)) return;
+      this.recent.add(event.id);
+      if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value as string);
+    }
+    let accepted: RealtimeEvent | null = event;
+    if (this.options.onReceive) {
+      try {
+        accepted = await this.options.onReceive(copyEvent(event));
+      } catch (error) {
+        this.options.logger.error(
+          { err: error, eventId: event.id },
+          "pgrealtime: onReceive threw; event dropped in this process",
+        );
+        return;
+      }
+    }
+    if (accepted) this.options.route(accepted);
+  }
+
+  private parse(payload: string): RealtimeEvent | null {
+    try {
+      const raw = JSON.parse(payload) as Record<string, unknown>;
+      if (typeof raw.id !== "string") throw new Error("no id");
+      return {
+        id: raw.id,
+        type: raw.type as string,
+        scope: raw.scope as RealtimeEvent["scope"],
+        userId: (raw.userId as string | null) ?? null,
+        detail: raw.detail as RealtimeEvent["detail"],
+        createdAt: new Date(raw.createdAt as string),
+      };
+    } catch {
+      this.options.logger.warn(
+        { payload: payload.slice(0, 200) },
+        "pgrealtime: ignored a malformed notification on the channel",
+      );
+      return null;
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.retryTimer = setTimeout(resolve, ms);
+    });
+  }
+}
