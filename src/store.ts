@@ -51,6 +51,7 @@ export class Store {
   constructor(readonly schema: string) {
     this.table = `${quoteIdent(schema)}."events"`;
     this.channel = `${schema}_events`;
+    // Ids are bigint but travel as text: ORDER BY must name the column, not the text alias.
     // One statement inserts the row and queues its notification, so both commit (or roll back)
     // together in autocommit mode and inside a caller's transaction alike. A payload that would not
     // fit NOTIFY carries only the id; listeners then read the row.
@@ -130,7 +131,7 @@ FROM e`;
     const { where, values } = backlogFilter(cursor, audience);
     const { rows } = await db.query<EventRow>(
       `SELECT id::text AS id, type, scope, user_id, detail, created_at FROM ${this.table}
-WHERE ${where} AND id > $${values.length + 1}::bigint ORDER BY id LIMIT $${values.length + 2}`,
+WHERE ${where} AND id > $${values.length + 1}::bigint ORDER BY ${this.table}.id LIMIT $${values.length + 2}`,
       [...values, after, limit],
     );
     return rows.map(rowToEvent);

@@ -17,6 +17,13 @@ export class SseClient {
   /** The decoded text of every chunk, in order, with the time it arrived (ms since epoch). */
   readonly chunks: { text: string; at: number }[] = [];
   ended = false;
+  private parsed = 0;
+  private readonly parsedEvents: Array<{
+    id: string;
+    type: string;
+    scope: string;
+    detail: Record<string, unknown>;
+  }> = [];
   private buffer = "";
   private fields: { event?: string; data: string[]; id?: string } = { data: [] };
   private waiters = new Set<() => void>();
@@ -41,7 +48,12 @@ export class SseClient {
 
   /** Application events (frames without an `event:` name), their data parsed as JSON. */
   get events(): Array<{ id: string; type: string; scope: string; detail: Record<string, unknown> }> {
-    return this.messages.filter((m) => m.event === "message").map((m) => JSON.parse(m.data));
+    // Parsed once and kept: waiting on a long stream re-reads this after every chunk.
+    for (; this.parsed < this.messages.length; this.parsed++) {
+      const message = this.messages[this.parsed] as SseMessage;
+      if (message.event === "message") this.parsedEvents.push(JSON.parse(message.data));
+    }
+    return this.parsedEvents;
   }
 
   /** Waits until `predicate` holds for the messages received so far; fails after `timeoutMs`. */
@@ -75,6 +87,12 @@ export class SseClient {
   /** Waits for at least `count` application events. */
   async waitForEvents(count: number, timeoutMs?: number): Promise<void> {
     await this.until((c) => c.events.length >= count, `${count} events`, timeoutMs);
+  }
+
+  /** Calls `fn` after every chunk and at the end of the stream; returns a function that stops it. */
+  onChange(fn: () => void): () => void {
+    this.waiters.add(fn);
+    return () => this.waiters.delete(fn);
   }
 
   /** Aborts the request, as a browser closing the tab does. */
