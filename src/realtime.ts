@@ -269,11 +269,11 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
           { userId: slow.userId, maxBufferedBytes: resolved.maxBufferedBytes },
           "pgrealtime: disconnected a client that stopped reading; it resumes from its last id",
         );
-        release();
+        release(true);
       });
-      function release(): void {
+      function release(abort = false): void {
         if (!router.delete(connection)) return;
-        connection.close();
+        connection.close(abort);
         heartbeat.update(router.connectionCount > 0);
       }
       connection.send(retryFrame(resolved.retryMs));
@@ -292,7 +292,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
           frameFor: (event, target) => router.frameFor(event, target),
         });
       }
-      return release;
+      return () => release();
     },
   };
 

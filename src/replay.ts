@@ -4,7 +4,7 @@ import { type Connection, namedFrame } from "./sse.js";
 import type { Audience, Cursor, Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
-/** Rows per replay query; the stream is drained between pages, so memory stays bounded. */
+/** Rows per replay query; writes are paced by the reader, so memory stays bounded. */
 const PAGE_SIZE = 500;
 const MAX_EVENT_ID = 2n ** 63n - 1n;
 
@@ -85,12 +85,11 @@ async function replayBacklog(
         if (connection.closed) return null;
         const event = options.onReceive ? await receive(row, options) : row;
         const frame = event && options.frameFor(event, connection);
-        if (frame) connection.replay(row.id, frame);
+        if (frame) await connection.replay(row.id, frame);
       }
       const lastRow = page.at(-1);
       if (!lastRow || page.length < PAGE_SIZE) break;
       after = lastRow.id;
-      await connection.drained();
     }
     await client.query("COMMIT");
     return null;

@@ -32,6 +32,8 @@ export interface Sink {
   drained(): Promise<void>;
   /** Ends the stream (idempotent). */
   close(): void;
+  /** Drops the stream and whatever is still queued for it, for a client that stopped reading. */
+  abort(): void;
 }
 
 /**
@@ -53,12 +55,18 @@ export class Connection {
     private readonly onOverflow: (connection: Connection) => void,
   ) {}
 
-  /** Writes a frame; a reader too slow to take it is disconnected rather than silently skipped. */
+  /**
+   * Writes a frame. A reader that has not taken the last `maxBufferedBytes` is disconnected instead
+   * (it resumes from its last id): never silently skipped, and one large frame always fits.
+   */
   send(frame: Uint8Array): void {
     if (this.closed) return;
+    if (this.sink.bufferedBytes > this.maxBufferedBytes) {
+      this.onOverflow(this);
+      return;
+    }
     this.sink.write(frame);
     this.lastWriteAt = Date.now();
-    if (this.sink.bufferedBytes > this.maxBufferedBytes) this.onOverflow(this);
   }
 
   /** Sends a live event now, or holds it while a replay runs. */
@@ -67,11 +75,14 @@ export class Connection {
       this.send(frame);
       return;
     }
-    this.held.push({ id, frame });
-    this.heldBytes += frame.byteLength;
     // Live events pile up behind a replay only as far as the write buffer may; past that the client
     // is dropped and resumes from its last id, like any slow reader.
-    if (this.heldBytes > this.maxBufferedBytes) this.onOverflow(this);
+    if (this.heldBytes > this.maxBufferedBytes) {
+      this.onOverflow(this);
+      return;
+    }
+    this.held.push({ id, frame });
+    this.heldBytes += frame.byteLength;
   }
 
   /** Starts holding live events back for a replay. */
@@ -80,10 +91,13 @@ export class Connection {
     this.replayed = new Set();
   }
 
-  /** Sends one replayed event. */
-  replay(id: string, frame: Uint8Array): void {
+  /** Sends one replayed event, paced by the reader: memory stays bounded however long the backlog. */
+  async replay(id: string, frame: Uint8Array): Promise<void> {
+    if (this.sink.bufferedBytes > this.maxBufferedBytes / 2) await this.sink.drained();
+    if (this.closed) return;
     this.replayed?.add(id);
-    this.send(frame);
+    this.sink.write(frame);
+    this.lastWriteAt = Date.now();
   }
 
   /** Ends the replay: sends the held live events it did not already send, then goes live. */
@@ -96,17 +110,14 @@ export class Connection {
     for (const { id, frame } of held) if (!replayed?.has(id)) this.send(frame);
   }
 
-  /** Waits until the client has taken what was written (bounded memory while replaying). */
-  drained(): Promise<void> {
-    return this.sink.drained();
-  }
-
-  close(): void {
+  /** Ends the stream; with `abort`, drops what is still queued (the reader stopped reading). */
+  close(abort = false): void {
     if (this.closed) return;
     this.closed = true;
     this.held = null;
     this.replayed = null;
-    this.sink.close();
+    if (abort) this.sink.abort();
+    else this.sink.close();
   }
 }
 

@@ -33,5 +33,9 @@ export function createNodeSink(res: ServerResponse, onClientGone: () => void): S
       closed = true;
       res.end();
     },
+    abort() {
+      closed = true;
+      res.destroy();
+    },
   };
 }

@@ -49,6 +49,18 @@ export function createWebSink(signal?: AbortSignal): {
       if (closed || gone || (controller.desiredSize ?? 0) >= 0) return Promise.resolve();
       return new Promise((resolve) => drainWaiters.push(resolve));
     },
+    abort() {
+      if (closed) return;
+      closed = true;
+      signal?.removeEventListener("abort", clientGone);
+      wakeDrainWaiters();
+      try {
+        // Erroring the stream discards its queue; the runtime then drops the response.
+        controller.error(new Error("pgrealtime: the client stopped reading"));
+      } catch {
+        // Already cancelled by the client.
+      }
+    },
     close() {
       if (closed) return;
       closed = true;
