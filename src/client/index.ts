@@ -58,7 +58,7 @@ export interface ConnectOptions {
   /**
    * Milliseconds of the first reconnect delay's ceiling; each failed attempt doubles it, up to
    * `retryMaxMs`, and the actual delay is drawn uniformly below the ceiling (full jitter). Reset once the
-   * server answers with `connected`. Default `1000`.
+   * server answers with `connected`. Must be > 0. Default `1000`.
    */
   retryBaseMs?: number;
   /** Milliseconds the reconnect delay's ceiling never exceeds. Default `30000`. */
@@ -92,7 +92,8 @@ const REMEMBERED_IDS = 1_000;
  * - `rt:<type>` for every application event, `detail` being exactly the published detail, `id` and
  *   `scope` on the event object ({@link RealtimeDomEvent}); `rt:<type>:<id>` too when `detail[":id"]` is
  *   a string or number;
- * - `rt:connected` (detail `{ userId }`) and `rt:disconnected` (detail `null`) on each change of state;
+ * - `rt:connected` (detail `{ userId }`) and `rt:disconnected` (detail `null`) on each change of state:
+ *   the client starts disconnected, so a refused first attempt fires nothing, and a refused retry no more;
  * - `rt:reset` (detail `{ reason }`) when the server cannot resume from the last id: reload the state.
  *
  * After any loss (network error, non-200 answer, missed heartbeats) it reconnects by itself, forever, with
@@ -119,8 +120,8 @@ export function connect(options: ConnectOptions = {}): RealtimeConnection {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const withCredentials = options.withCredentials === true;
   const heartbeatTimeoutMs = optionalMs(options.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS);
-  const retryBaseMs = optionalMs(options.retryBaseMs, DEFAULT_RETRY_BASE_MS) || DEFAULT_RETRY_BASE_MS;
-  const retryMaxMs = Math.max(retryBaseMs, optionalMs(options.retryMaxMs, DEFAULT_RETRY_MAX_MS));
+  const retryBaseMs = positiveMs(options.retryBaseMs, DEFAULT_RETRY_BASE_MS);
+  const retryMaxMs = Math.max(retryBaseMs, positiveMs(options.retryMaxMs, DEFAULT_RETRY_MAX_MS));
 
   let lastEventId = cursorOf(options.lastEventId);
   // Insertion-ordered, so the oldest id is the first one to forget.
@@ -362,11 +363,21 @@ function cursorOf(value: string | number | null | undefined): string | null {
   return cursor === "" ? null : cursor;
 }
 
+/** `null` and `0` mean "off". */
 function optionalMs(value: number | null | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (value === null) return 0;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new RangeError(`pgrealtime: expected a number of milliseconds >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** A zero retry delay would hammer a failing server in a tight loop, so it is refused. */
+function positiveMs(value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`pgrealtime: expected a number of milliseconds > 0, got ${String(value)}`);
   }
   return value;
 }
