@@ -79,7 +79,10 @@ export class Listener {
   private async connect(): Promise<void> {
     this.setState(this.everListened || this.attempt > 0 ? "reconnecting" : "connecting");
     let settle!: (listening: boolean) => void;
-    this.options.onAttempt?.(new Promise<boolean>((resolve) => (settle = resolve)));
+    const listening = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    this.options.onAttempt?.(listening);
     // The application name lets operators (and tests) find this session in pg_stat_activity.
     const client = new pg.Client({
       application_name: `pgrealtime listener ${this.options.channel}`,

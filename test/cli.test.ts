@@ -1,0 +1,154 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { databaseUrl, freshSchema } from "./support/database.js";
+
+// The built CLI, as `npx pgrealtime` runs it from an installed package.
+const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI to its exit. `DATABASE_URL` is the run's database unless `env` says otherwise (`undefined`
+ * removes it); a process that does not exit on its own within 20 s is killed and shows as `code: null`.
+ */
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  const fullEnv: Record<string, string | undefined> = { ...process.env, DATABASE_URL: databaseUrl(), ...env };
+  for (const [name, value] of Object.entries(fullEnv)) if (value === undefined) delete fullEnv[name];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: fullEnv,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => {
+      stdout += text;
+    });
+    child.stderr.setEncoding("utf8").on("data", (text: string) => {
+      stderr += text;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("pgrealtime CLI", () => {
+  const db = new pg.Client({ connectionString: databaseUrl() });
+  beforeAll(() => db.connect());
+  afterAll(() => db.end());
+
+  async function schemaExists(schema: string): Promise<boolean> {
+    const { rows } = await db.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [schema]);
+    return rows.length === 1;
+  }
+
+  async function appliedVersions(schema: string): Promise<number[]> {
+    const { rows } = await db.query<{ version: number }>(
+      `SELECT version FROM "${schema}"."migrations" ORDER BY version`,
+    );
+    return rows.map((row) => row.version);
+  }
+
+  it("migrate --dry-run prints the SQL and creates nothing", async () => {
+    const schema = freshSchema("cli_dry");
+    const run = await cli(["migrate", "--dry-run", "--schema", schema]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toContain("CREATE TABLE");
+    expect(run.stdout).toContain(`"${schema}"."events"`);
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it("migrate applies, then says up to date; a dry run then has nothing to print", async () => {
+    const schema = freshSchema("cli_apply");
+    const first = await cli(["migrate", "--schema", schema]);
+    expect(first).toMatchObject({ code: 0, stderr: "" });
+    expect(first.stdout).toMatch(/applied migrations 1\b/i);
+    const { rows } = await db.query<{ events: string | null }>("SELECT to_regclass($1)::text AS events", [
+      `"${schema}"."events"`,
+    ]);
+    expect(rows[0]?.events).toBe(`${schema}.events`);
+    expect(await appliedVersions(schema)).toEqual([1]);
+
+    const second = await cli(["migrate", "--schema", schema]);
+    expect(second).toMatchObject({ code: 0, stderr: "" });
+    expect(second.stdout).toMatch(/up to date/i);
+    expect(await appliedVersions(schema)).toEqual([1]);
+
+    const dry = await cli(["migrate", "--dry-run", "--schema", schema]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/up to date/i);
+    expect(dry.stdout).not.toContain("CREATE");
+  });
+
+  it("two migrate processes started together on a new schema both succeed (advisory lock)", async () => {
+    const schema = freshSchema("cli_race");
+    const runs = await Promise.all([
+      cli(["migrate", "--schema", schema]),
+      cli(["migrate", "--schema", schema]),
+    ]);
+    for (const run of runs) expect(run).toMatchObject({ code: 0, stderr: "" });
+    // One of them applied; the other waited on the lock and found nothing left to do.
+    const outputs = runs.map((run) => run.stdout.trim().toLowerCase()).sort();
+    expect(outputs[0]).toMatch(/^applied migrations 1\b/);
+    expect(outputs[1]).toMatch(/^up to date/);
+    expect(await appliedVersions(schema)).toEqual([1]);
+  });
+
+  it("exits 2 with the usage for an unknown command", async () => {
+    const run = await cli(["mgirate"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('unknown command "mgirate"');
+    expect(run.stderr).toContain("Usage: pgrealtime");
+    expect(run.stdout).toBe("");
+  });
+
+  it("exits 2 with the usage when no command is given", async () => {
+    const run = await cli([]);
+    expect(run.code).toBe(2);
+    expect(run.stdout + run.stderr).toContain("Usage: pgrealtime");
+  });
+
+  it("exits 2 naming DATABASE_URL when it is not set, and touches no database", async () => {
+    const schema = freshSchema("cli_nourl");
+    const run = await cli(["migrate", "--schema", schema], { DATABASE_URL: undefined });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("DATABASE_URL");
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it("--help and -h print the usage and exit 0", async () => {
+    for (const flag of ["--help", "-h"]) {
+      const run = await cli([flag], { DATABASE_URL: undefined });
+      expect(run).toMatchObject({ code: 0, stderr: "" });
+      expect(run.stdout).toContain("Usage: pgrealtime");
+      expect(run.stdout).toContain("migrate");
+    }
+  });
+
+  it("exits non-zero with the cause when the database cannot be reached", async () => {
+    const run = await cli(["migrate", "--schema", freshSchema("cli_down")], {
+      // Port 1 on localhost: refused at once, without waiting for a timeout.
+      DATABASE_URL: "postgres://postgres@127.0.0.1:1/postgres",
+    });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^pgrealtime: .*ECONNREFUSED/);
+  });
+
+  it("exits non-zero naming the option for an invalid --schema, creating nothing", async () => {
+    const run = await cli(["migrate", "--schema", "bad-name; DROP"]);
+    expect(run.code).not.toBe(0);
+    expect(run.code).not.toBeNull();
+    expect(run.stderr).toContain("schema");
+    expect(await schemaExists("bad-name; DROP")).toBe(false);
+  });
+});
