@@ -148,6 +148,16 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     | ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>)
     | undefined;
   const resetObservers = new Set<(reason: string) => void>();
+  /** Calls each observer; one that throws is logged and stops neither the others nor the caller. */
+  function notifyAll<T>(fns: Set<(value: T) => void>, value: T, what: string): void {
+    for (const fn of fns) {
+      try {
+        fn(value);
+      } catch (error) {
+        logger.error({ err: error }, `pgrealtime: ${what} threw`);
+      }
+    }
+  }
 
   const receiver = new Receiver({
     store,
@@ -160,13 +170,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       logger.warn({ reason }, "pgrealtime: events may have been lost; told every client to reset");
       const frame = namedFrame("reset", { reason });
       for (const connection of router.connections()) connection.send(frame);
-      for (const fn of resetObservers) {
-        try {
-          fn(reason);
-        } catch (error) {
-          logger.error({ err: error }, "pgrealtime: a subscribe onReset threw");
-        }
-      }
+      notifyAll(resetObservers, reason, "a subscribe onReset");
     },
   });
 
@@ -183,9 +187,11 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     onAttempt: (listening) => receiver.attempt(listening),
     onState(state, previous, error) {
       if ((state === "reconnecting" || state === "failed") && error !== undefined) {
-        for (const fn of observers.error) fn(error);
+        notifyAll(observers.error, error, 'an on("error") listener');
       }
-      if (state === "listening" && previous === "reconnecting") for (const fn of observers.reconnect) fn();
+      if (state === "listening" && previous === "reconnecting") {
+        notifyAll(observers.reconnect, undefined, 'an on("reconnect") listener');
+      }
     },
   });
 
