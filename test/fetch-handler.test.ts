@@ -91,6 +91,28 @@ describe("the Fetch API handler", () => {
     expect(logger.errors).toEqual([]);
   });
 
+  it("drops a stream whose reader stopped reading, with its queue, and keeps the others", async () => {
+    const { realtime: small } = await migratedRealtime({ maxBufferedBytes: 1024, logger });
+    const stalled = await small.handler(new Request(`${BASE}/realtime/events`));
+    const reading = await small.handler(new Request(`${BASE}/realtime/events`));
+    const reader = (reading.body as ReadableStream<Uint8Array>).getReader();
+    await readUntil(reader, (t) => t.includes("connected"));
+    const big = { s: "x".repeat(2000) };
+    // The reading client reads while the events are published; the stalled one never does.
+    const readAll = readUntil(reader, (t) => t.includes('"type":"fence"'));
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await small.publishGlobal({ type: "big", detail: big })).id);
+    await small.publishGlobal({ type: "fence" });
+    const text = await readAll;
+    for (const id of ids) expect(text).toContain(`id: ${id}\n`);
+    expect(small.connectionCount).toBe(1);
+    await expect((stalled.body as ReadableStream<Uint8Array>).getReader().read()).rejects.toThrow(
+      /stopped reading/,
+    );
+    await reader.cancel();
+    await small.close();
+  });
+
   it("resumes from the lastEventId query parameter", async () => {
     const first = await realtime.publishGlobal({ type: "first" });
     const second = await realtime.publishGlobal({ type: "second" });

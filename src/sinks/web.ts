@@ -38,6 +38,18 @@ export function createWebSink(signal?: AbortSignal): {
   );
   signal?.addEventListener("abort", clientGone, { once: true });
 
+  function end(finish: () => void): void {
+    if (closed) return;
+    closed = true;
+    signal?.removeEventListener("abort", clientGone);
+    wakeDrainWaiters();
+    try {
+      finish();
+    } catch {
+      // Already cancelled by the client: nothing left to end.
+    }
+  }
+
   const sink: Sink = {
     write(chunk) {
       if (!closed) controller.enqueue(chunk);
@@ -50,27 +62,11 @@ export function createWebSink(signal?: AbortSignal): {
       return new Promise((resolve) => drainWaiters.push(resolve));
     },
     abort() {
-      if (closed) return;
-      closed = true;
-      signal?.removeEventListener("abort", clientGone);
-      wakeDrainWaiters();
-      try {
-        // Erroring the stream discards its queue; the runtime then drops the response.
-        controller.error(new Error("pgrealtime: the client stopped reading"));
-      } catch {
-        // Already cancelled by the client.
-      }
+      // Erroring the stream discards its queue; the runtime then drops the response.
+      end(() => controller.error(new Error("pgrealtime: the client stopped reading")));
     },
     close() {
-      if (closed) return;
-      closed = true;
-      signal?.removeEventListener("abort", clientGone);
-      wakeDrainWaiters();
-      try {
-        controller.close();
-      } catch {
-        // Already cancelled by the client: nothing left to close.
-      }
+      end(() => controller.close());
     },
   };
   return {
