@@ -122,7 +122,10 @@ export class Listener {
       onLost(error);
       return;
     }
-    if (this.client !== client) return; // closed meanwhile
+    if (this.client !== client) {
+      settle(false); // closed meanwhile
+      return;
+    }
     this.attempt = 0;
     this.everListened = true;
     this.setState("listening");
