@@ -7,7 +7,9 @@ import type { ListenerState, Logger } from "./types.js";
 /** Reconnect delays: full jitter over a doubling ceiling, capped, reset after each success. */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 5_000;
-/** How long the start-up probe waits for its own notification. */
+/** How long a connection attempt may take before it counts as failed (and is retried). */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long the start-up probe waits for its own notification, once sent. */
 const PROBE_TIMEOUT_MS = 2_000;
 /** Notifications of this prefix are probes, from this process or another: never events. */
 export const PROBE_PREFIX = '{"probe":';
@@ -86,6 +88,7 @@ export class Listener {
     // The application name lets operators (and tests) find this session in pg_stat_activity.
     const client = new pg.Client({
       application_name: `pgrealtime listener ${this.options.channel}`,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       ...this.options.connection,
       keepAlive: true,
     });
@@ -134,25 +137,36 @@ export class Listener {
     this.settleWaiters();
   }
 
-  /** NOTIFYs from another session and waits for it here: a swallowed probe means LISTEN is useless. */
+  /**
+   * NOTIFYs from another session and waits for it here: a swallowed probe means LISTEN is useless.
+   * The wait starts once the NOTIFY has committed, so a slow connection to the server is not mistaken
+   * for a swallowed notification.
+   */
   private async runProbe(): Promise<void> {
     const nonce = randomUUID();
-    let timer: NodeJS.Timeout | undefined;
-    const arrived = new Promise<void>((resolve, reject) => {
-      this.probe = { nonce, arrived: resolve };
-      timer = setTimeout(
-        () =>
-          reject(
-            new RealtimeError(
-              "LISTEN_UNAVAILABLE",
-              `pgrealtime: the LISTEN connection receives no notifications (a NOTIFY sent from another session did not arrive within ${PROBE_TIMEOUT_MS} ms). A transaction-pooling PgBouncer does this: set listenConnectionString to a direct or session-pooled connection.`,
-            ),
-          ),
-        PROBE_TIMEOUT_MS,
-      );
+    let arrived!: () => void;
+    const arrival = new Promise<void>((resolve) => {
+      arrived = resolve;
     });
+    this.probe = { nonce, arrived };
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.all([this.sendProbe(probePayload(nonce)), arrived]);
+      await this.sendProbe(probePayload(nonce));
+      await Promise.race([
+        arrival,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new RealtimeError(
+                  "LISTEN_UNAVAILABLE",
+                  `pgrealtime: the LISTEN connection receives no notifications (a NOTIFY sent from another session did not arrive within ${PROBE_TIMEOUT_MS} ms). A transaction-pooling PgBouncer does this: set listenConnectionString to a direct or session-pooled connection.`,
+                ),
+              ),
+            PROBE_TIMEOUT_MS,
+          );
+        }),
+      ]);
     } finally {
       clearTimeout(timer);
       this.probe = undefined;
@@ -161,7 +175,11 @@ export class Listener {
 
   /** A short-lived session of its own, so the probe depends neither on the app's pool nor on this one. */
   private async sendProbe(payload: string): Promise<void> {
-    const sender = new pg.Client({ ...this.options.connection, application_name: "pgrealtime probe" });
+    const sender = new pg.Client({
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      ...this.options.connection,
+      application_name: "pgrealtime probe",
+    });
     sender.on("error", () => {});
     try {
       await sender.connect();

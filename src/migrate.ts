@@ -31,7 +31,31 @@ const MIGRATIONS: readonly Migration[] = [
 CREATE INDEX "events_user_id_id_idx" ON ${s}."events" (user_id, id) WHERE scope = 'user';
 CREATE INDEX "events_type_id_idx" ON ${s}."events" (type, id);
 CREATE INDEX "events_created_at_idx" ON ${s}."events" (created_at);
-CREATE INDEX "events_txid_idx" ON ${s}."events" (txid);`,
+CREATE INDEX "events_txid_idx" ON ${s}."events" (txid);
+-- The greatest id ever deleted: a client resuming from below it may have missed a deleted event and
+-- gets a reset, while a gap of rolled-back ids before the first row is no reason for one.
+CREATE TABLE ${s}."state" (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  pruned_through bigint NOT NULL DEFAULT 0
+);
+INSERT INTO ${s}."state" DEFAULT VALUES;
+CREATE FUNCTION ${s}."record_pruned"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${s}."state" SET pruned_through = GREATEST(pruned_through, (SELECT max(id) FROM deleted));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER "events_record_pruned" AFTER DELETE ON ${s}."events"
+  REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_pruned"();
+CREATE FUNCTION ${s}."record_truncated"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE ${s}."state" SET pruned_through = GREATEST(pruned_through,
+    COALESCE(pg_sequence_last_value(pg_get_serial_sequence('${s.replaceAll("'", "''")}."events"', 'id')), 0));
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER "events_record_truncated" AFTER TRUNCATE ON ${s}."events"
+  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_truncated"();`,
   },
 ];
 

@@ -11,6 +11,27 @@ export const consoleLogger: Logger = {
   error: (...args: unknown[]) => console.error(...args),
 };
 
+const KNOWN_OPTIONS = new Set([
+  "connectionString",
+  "pool",
+  "listenConnectionString",
+  "authenticate",
+  "allowAnonymous",
+  "storage",
+  "schema",
+  "basePath",
+  "heartbeatMs",
+  "retryMs",
+  "maxBufferedBytes",
+  "maxPayloadBytes",
+  "maxReplay",
+  "maxConnections",
+  "maxConnectionsPerUser",
+  "onReceive",
+  "beforeSend",
+  "logger",
+]);
+
 /** The defaults, in one place; the README's option table mirrors them. */
 export const DEFAULTS = {
   storage: true,
@@ -56,6 +77,12 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
       "createRealtime takes an options object, e.g. { connectionString: process.env.DATABASE_URL }",
     );
   }
+  const unknown = Object.keys(options).filter((key) => !KNOWN_OPTIONS.has(key));
+  if (unknown.length > 0) {
+    throw new TypeError(
+      `createRealtime: unknown option ${unknown.map((k) => `"${k}"`).join(", ")}; the options are ${[...KNOWN_OPTIONS].join(", ")}`,
+    );
+  }
   if (options.connectionString === undefined && options.pool === undefined) {
     throw new TypeError(
       "createRealtime needs a database: pass connectionString (e.g. process.env.DATABASE_URL) or pool",
@@ -66,6 +93,23 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
     if (value !== undefined && (typeof value !== "string" || value === "")) {
       throw new TypeError(`${key} must be a non-empty string, e.g. "postgres://user@host:5432/db"`);
     }
+  }
+  const pool = options.pool as unknown;
+  if (
+    pool !== undefined &&
+    (typeof (pool as { query?: unknown } | null)?.query !== "function" ||
+      typeof (pool as { connect?: unknown }).connect !== "function")
+  ) {
+    throw new TypeError("pool must be a pg.Pool (with query() and connect())");
+  }
+  const logger = options.logger as unknown;
+  if (
+    logger !== undefined &&
+    !["debug", "info", "warn", "error"].every(
+      (level) => typeof (logger as Record<string, unknown> | null)?.[level] === "function",
+    )
+  ) {
+    throw new TypeError("logger must have debug, info, warn and error methods (a pino logger does)");
   }
   for (const key of ["authenticate", "onReceive", "beforeSend"] as const) {
     if (options[key] !== undefined && typeof options[key] !== "function") {

@@ -7,6 +7,16 @@ export const NOTIFY_LIMIT_BYTES = 8000;
 const TYPE_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
 const RESERVED_TYPES = new Set(["connected", "disconnected", "reset", "error"]);
 const MAX_USER_ID_LENGTH = 200;
+/** Deeper JSON is refused: nothing legitimate nests this far, and PostgreSQL's parser has a stack too. */
+const MAX_DEPTH = 100;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Why PostgreSQL could not store this string as text, or `null` when it can. */
+function unstorable(text: string): string | null {
+  if (text.includes("\u0000")) return "the character U+0000, which PostgreSQL text cannot store";
+  if (LONE_SURROGATE.test(text)) return "a lone UTF-16 surrogate, which is not valid Unicode";
+  return null;
+}
 
 /**
  * An event validated and serialised once, ready to be stored and notified. Publishing is split into
@@ -34,10 +44,14 @@ export function normalizeUserId(value: unknown, name = "userId"): string {
     throw new TypeError(`${name} must be a safe integer or a non-empty string, got the number ${value}`);
   }
   if (typeof value === "string") {
-    if (value.length > 0 && value.length <= MAX_USER_ID_LENGTH) return value;
-    throw new TypeError(
-      `${name} must be a string of 1 to ${MAX_USER_ID_LENGTH} characters, got one of ${value.length}`,
-    );
+    if (value.length === 0 || value.length > MAX_USER_ID_LENGTH) {
+      throw new TypeError(
+        `${name} must be a string of 1 to ${MAX_USER_ID_LENGTH} characters, got one of ${value.length}`,
+      );
+    }
+    const problem = unstorable(value);
+    if (problem) throw new TypeError(`${name} holds ${problem}`);
+    return value;
   }
   throw new TypeError(
     `${name} must be a non-empty string or a safe integer, got ${value === null ? "null" : typeof value}`,
@@ -78,11 +92,11 @@ export function serializeObject(value: unknown, name: string): string {
 
 function checkJson(value: unknown, path: string, ancestors: Set<object>): void {
   switch (typeof value) {
-    case "string":
-      if (value.includes("\u0000")) {
-        throw new TypeError(`${path} holds the character U+0000, which PostgreSQL text cannot store`);
-      }
+    case "string": {
+      const problem = unstorable(value);
+      if (problem) throw new TypeError(`${path} holds ${problem}`);
       return;
+    }
     case "number":
       if (!Number.isFinite(value)) throw new TypeError(`${path} is ${value}, which JSON cannot represent`);
       return;
@@ -91,6 +105,7 @@ function checkJson(value: unknown, path: string, ancestors: Set<object>): void {
     case "object": {
       if (value === null) return;
       if (ancestors.has(value)) throw new TypeError(`${path} is a circular reference`);
+      if (ancestors.size >= MAX_DEPTH) throw new TypeError(`${path} nests deeper than ${MAX_DEPTH} levels`);
       ancestors.add(value);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
@@ -100,6 +115,8 @@ function checkJson(value: unknown, path: string, ancestors: Set<object>): void {
         }
       } else if (isPlainObject(value)) {
         for (const key of Object.keys(value)) {
+          const problem = unstorable(key);
+          if (problem) throw new TypeError(`a key in ${path} holds ${problem}`);
           const child = (value as Record<string, unknown>)[key];
           // JSON.stringify drops undefined properties; that is the expected JSON meaning, so allow it.
           if (child !== undefined) checkJson(child, `${path}.${key}`, ancestors);
@@ -164,6 +181,11 @@ export function prepareEvent(
     user = normalizeUserId(userId);
   } else if (scope === "system" && userId !== undefined && userId !== null) {
     user = normalizeUserId(userId);
+  } else if (scope === "global" && (input as { userId?: unknown }).userId !== undefined) {
+    // A userId here means the caller meant one user: sending it to everyone would leak it.
+    throw new TypeError(
+      "publishGlobal sends to every connection and takes no userId; use publish for one user",
+    );
   }
   const detailJson = input.detail === undefined ? "{}" : serializeObject(input.detail, "detail");
   const privateDataJson =

@@ -7,7 +7,7 @@ import { resolveOptions } from "./options.js";
 import { ephemeralPayload, type PreparedEvent, prepareEvent } from "./publish.js";
 import { Receiver } from "./receiver.js";
 import { replay } from "./replay.js";
-import { type BeforeSend, Router } from "./router.js";
+import { type BeforeSend, isThenable, Router } from "./router.js";
 import { Connection, HeartbeatSweep, namedFrame, retryFrame } from "./sse.js";
 import { type Queryable, Store } from "./store.js";
 import type {
@@ -106,7 +106,7 @@ export interface Realtime<Events extends EventMap = DefaultEvents> {
    * @param options.autoConnect `false` to load the client without connecting (`window.pgrealtime.connect`).
    * @example realtime.scriptTag() // '<script src="/realtime/client.js" defer></script>'
    */
-  scriptTag(options?: { lastEventId?: string; autoConnect?: boolean }): string;
+  scriptTag(options?: { lastEventId?: string | null; autoConnect?: boolean } | null): string;
   /**
    * Creates or upgrades the tables (idempotent; safe from several processes at once).
    * With `dryRun`, returns the SQL without running it.
@@ -150,11 +150,13 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
   const resetObservers = new Set<(reason: string) => void>();
   /** Calls each observer; one that throws is logged and stops neither the others nor the caller. */
   function notifyAll<T>(fns: Set<(value: T) => void>, value: T, what: string): void {
+    const failed = (error: unknown) => logger.error({ err: error }, `pgrealtime: ${what} threw`);
     for (const fn of fns) {
       try {
-        fn(value);
+        const result: unknown = fn(value);
+        if (isThenable(result)) result.then(undefined, failed);
       } catch (error) {
-        logger.error({ err: error }, `pgrealtime: ${what} threw`);
+        failed(error);
       }
     }
   }
@@ -206,11 +208,16 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
   ): Promise<RealtimeEvent> {
     assertOpen();
     const db = publishTarget(publishOptions) ?? pool;
-    const detailBytes = Buffer.byteLength(event.detailJson, "utf8");
-    if (detailBytes > resolved.maxPayloadBytes) {
-      throw new RangeError(
-        `detail of "${event.type}" is ${detailBytes} bytes of JSON, over maxPayloadBytes (${resolved.maxPayloadBytes}); send a reference (an id to fetch) instead`,
-      );
+    for (const [name, json] of [
+      ["detail", event.detailJson],
+      ["privateData", event.privateDataJson],
+    ] as const) {
+      const bytes = json === null ? 0 : Buffer.byteLength(json, "utf8");
+      if (bytes > resolved.maxPayloadBytes) {
+        throw new RangeError(
+          `${name} of "${event.type}" is ${bytes} bytes of JSON, over maxPayloadBytes (${resolved.maxPayloadBytes}); store a reference (an id to fetch) instead`,
+        );
+      }
     }
     const base = {
       type: event.type,
@@ -284,7 +291,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       }
       connection.send(retryFrame(resolved.retryMs));
       connection.send(namedFrame("connected", { userId }));
-      if (lastEventId !== null) connection.hold();
+      if (lastEventId !== null) connection.hold(lastEventId);
       router.add(connection);
       heartbeat.update(true);
       if (lastEventId !== null) {
@@ -293,9 +300,11 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
           pool,
           storage: resolved.storage,
           maxReplay: resolved.maxReplay,
+          stallMs: 2 * resolved.heartbeatMs,
           logger,
           onReceive,
           frameFor: (event, target) => router.frameFor(event, target),
+          sync: () => receiver.sync(),
         });
       }
       return () => release();
@@ -310,11 +319,16 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
         write(prepareEvent(input, "global", null), publishOptions) as never,
       publishSystem: async (input, publishOptions) =>
         write(prepareEvent(input, "system", input?.userId), publishOptions) as never,
-      subscribe(handlerFn, subscribeOptions = {}) {
+      subscribe(handlerFn, subscribeOptions) {
         assertOpen();
+        if (typeof handlerFn !== "function")
+          throw new TypeError("subscribe takes a function (event) => void");
+        const onReset = subscribeOptions?.onReset;
+        if (onReset !== undefined && typeof onReset !== "function") {
+          throw new TypeError("subscribe's onReset must be a function (reason) => void");
+        }
         listener.start().catch(() => {});
         const unsubscribe = router.subscribe(handlerFn as (event: RealtimeEvent) => void);
-        const onReset = subscribeOptions.onReset;
         if (onReset) resetObservers.add(onReset);
         return () => {
           unsubscribe();
@@ -332,6 +346,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       on(name: "reconnect" | "error", fn: (error: unknown) => void) {
         const set = observers[name];
         if (!set) throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
+        if (typeof fn !== "function") throw new TypeError(`on("${name}") takes a function`);
         set.add(fn);
         return () => {
           set.delete(fn);
@@ -339,27 +354,27 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       },
       async currentEventId() {
         assertOpen();
-        const bounds = await guard(store.bounds(pool));
-        return bounds ? bounds.max.toString() : "0";
+        const { max, prunedThrough } = await guard(store.bounds(pool));
+        return (max !== null && max > prunedThrough ? max : prunedThrough).toString();
       },
       get connectionCount() {
         return router.connectionCount;
       },
       handler: createFetchHandler(host),
-      scriptTag(tagOptions = {}) {
+      scriptTag(tagOptions) {
         let attributes = `src="${resolved.basePath}/client.js" defer`;
-        if (tagOptions.lastEventId !== undefined) {
-          if (!/^[0-9]{1,19}$/.test(tagOptions.lastEventId)) {
-            throw new TypeError(
-              `lastEventId must be a decimal event id, got ${JSON.stringify(tagOptions.lastEventId)}`,
-            );
+        const lastEventId = tagOptions?.lastEventId;
+        if (lastEventId !== undefined && lastEventId !== null) {
+          // Validated, so it needs no HTML escaping: digits only, and a bigint.
+          if (!/^[0-9]{1,19}$/.test(lastEventId) || BigInt(lastEventId) > 2n ** 63n - 1n) {
+            throw new TypeError(`lastEventId must be a decimal event id, got ${JSON.stringify(lastEventId)}`);
           }
-          attributes += ` data-last-event-id="${tagOptions.lastEventId}"`;
+          attributes += ` data-last-event-id="${lastEventId}"`;
         }
-        if (tagOptions.autoConnect === false) attributes += ` data-auto-connect="false"`;
+        if (tagOptions?.autoConnect === false) attributes += ` data-auto-connect="false"`;
         return `<script ${attributes}></script>`;
       },
-      migrate(migrateOptions) {
+      async migrate(migrateOptions) {
         assertOpen();
         return migrate(pool, resolved.schema, migrateOptions);
       },
@@ -367,7 +382,8 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
         closed ??= (async () => {
           for (const connection of [...router.connections()]) {
             router.delete(connection);
-            connection.close();
+            // A client that is not reading would keep a gracefully ended response (and the server) open.
+            connection.close(connection.bufferedBytes > 0);
           }
           heartbeat.update(false);
           receiver.close();

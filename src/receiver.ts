@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
 import { copyEvent } from "./router.js";
 import type { Cursor, Store } from "./store.js";
@@ -7,6 +8,10 @@ import type { Logger, RealtimeEvent } from "./types.js";
 const PAGE_SIZE = 500;
 /** Ids remembered to drop duplicates between catch-up and live notifications. */
 const RECENT_IDS = 10_000;
+/** A sync whose notification never comes (the LISTEN connection was down) gives up after this. */
+const SYNC_TIMEOUT_MS = 30_000;
+/** Notifications of this prefix mark a point in the notification stream; never events. */
+const SYNC_PREFIX = '{"sync":';
 const RETRY_BASE_MS = 100;
 const RETRY_CAP_MS = 5_000;
 
@@ -43,6 +48,7 @@ export class Receiver {
   private cursor: Cursor | null = null;
   private retryTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  private readonly syncs = new Map<string, () => void>();
 
   constructor(private readonly options: ReceiverOptions) {}
 
@@ -56,11 +62,32 @@ export class Receiver {
     this.enqueue({ attempt });
   }
 
+  /**
+   * Resolves once every notification committed before this call has been routed here: it NOTIFYs a
+   * marker and waits for it to come round, behind them, in commit order. Gives up after 30 s (a
+   * LISTEN outage swallows the marker; catch-up covers the events).
+   */
+  sync(): Promise<void> {
+    const nonce = randomUUID();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.syncs.delete(nonce);
+        resolve();
+      };
+      const timer = setTimeout(done, SYNC_TIMEOUT_MS);
+      timer.unref();
+      this.syncs.set(nonce, done);
+      this.options.store.notify(this.options.pool, `${SYNC_PREFIX}"${nonce}"}`).catch(done);
+    });
+  }
+
   close(): void {
     this.closed = true;
     this.inbox.length = 0;
     clearTimeout(this.retryTimer);
     this.wake?.();
+    for (const done of [...this.syncs.values()]) done();
   }
 
   private enqueue(item: Item): void {
@@ -86,6 +113,11 @@ export class Receiver {
   }
 
   private async live(payload: string): Promise<void> {
+    if (payload.startsWith(SYNC_PREFIX)) {
+      // Markers of other processes are theirs to wait for.
+      this.syncs.get((JSON.parse(payload) as { sync: string }).sync)?.();
+      return;
+    }
     let event = this.parse(payload);
     // Too large for NOTIFY: only the id travelled; the row has the rest.
     if (event && event.type === undefined) event = await this.options.store.get(this.options.pool, event.id);

@@ -9,23 +9,37 @@ const PAGE_SIZE = 500;
 const MAX_EVENT_ID = 2n ** 63n - 1n;
 
 /** Why a stream could not resume, as sent in `event: reset`. */
-export type ResetReason = "storage-off" | "malformed-id" | "unknown-id" | "pruned" | "backlog-too-large";
+export type ResetReason =
+  | "storage-off"
+  | "malformed-id"
+  | "unknown-id"
+  | "pruned"
+  | "backlog-too-large"
+  | "replay-failed";
 
 export interface ReplayOptions {
   store: Store;
   pool: Pool;
   storage: boolean;
   maxReplay: number;
+  /** Milliseconds a reader may take nothing before it is dropped as a slow reader. */
+  stallMs: number;
   logger: Logger;
   onReceive: ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>) | undefined;
   /** The frame of an event for one connection (through `beforeSend`), or `null` to skip it. */
   frameFor(event: RealtimeEvent, connection: Connection): Uint8Array | null;
+  /** Resolves once this process has routed every notification committed before the call. */
+  sync(): Promise<void>;
 }
 
 /**
  * Resumes a stream from the last id its client saw: sends every event it may see that may have
  * committed after that one, in id order, then lets the live events held meanwhile through (minus
- * those just sent). When it cannot, it sends `event: reset` with the reason and goes live.
+ * those just sent). When it cannot, it sends `event: reset` with the reason, and an `id:` line with
+ * the cursor to go on from, and goes live.
+ *
+ * The pages are separate queries, so a stalled reader holds no database connection: an event that
+ * commits meanwhile shows up in a later page, live, or both, and the connection drops the repeat.
  * The connection must be holding live events ({@link Connection.hold}) and registered for them.
  */
 export async function replay(
@@ -34,69 +48,60 @@ export async function replay(
   options: ReplayOptions,
 ): Promise<void> {
   try {
-    const reason = await replayBacklog(connection, lastEventId, options);
-    if (reason) connection.send(namedFrame("reset", { reason }));
+    const reset = await replayBacklog(connection, lastEventId, options);
+    if (reset) connection.send(namedFrame("reset", { reason: reset.reason }, reset.cursor));
   } catch (error) {
-    // The client is told, rather than left believing it caught up; it reloads its state.
+    // The client is told, rather than left believing it caught up; it keeps its cursor and reloads.
     options.logger.error({ err: error, lastEventId }, "pgrealtime: replay failed; sent reset");
     connection.send(namedFrame("reset", { reason: "replay-failed" }));
   } finally {
     connection.resume();
   }
+  // Notifications of replayed events may still be on their way to this process; until they have
+  // passed, the connection keeps the replayed ids to drop them.
+  if (!connection.closed) void options.sync().then(() => connection.forgetReplayed());
 }
 
 async function replayBacklog(
   connection: Connection,
   lastEventId: string,
   options: ReplayOptions,
-): Promise<ResetReason | null> {
-  if (!options.storage) return "storage-off";
-  // Parsed and range-checked here, so SQL only ever sees a valid bigint.
-  if (!/^[0-9]{1,19}$/.test(lastEventId) || BigInt(lastEventId) > MAX_EVENT_ID) return "malformed-id";
-  const last = BigInt(lastEventId);
+): Promise<{ reason: ResetReason; cursor: string } | null> {
+  // An empty id line clears the client's cursor: without storage there is nothing to resume from.
+  if (!options.storage) return { reason: "storage-off", cursor: "" };
   const { store, pool } = options;
+  const bounds = await store.bounds(pool);
+  const newest = bounds.max !== null && bounds.max > bounds.prunedThrough ? bounds.max : bounds.prunedThrough;
+  const reset = (reason: ResetReason) => ({ reason, cursor: newest.toString() });
+  // Parsed and range-checked here, so SQL only ever sees a valid bigint.
+  if (!/^[0-9]{1,19}$/.test(lastEventId) || BigInt(lastEventId) > MAX_EVENT_ID) return reset("malformed-id");
+  const last = BigInt(lastEventId);
+  if (last > newest) return reset("unknown-id");
+  // A deleted event above the cursor may never have reached this client.
+  if (last < bounds.prunedThrough) return reset("pruned");
+  let cursor: Cursor | null;
+  if (bounds.min === null || last < bounds.min) {
+    // Nothing stored at or below the cursor (ids before the first row were rolled back): all of it is new.
+    cursor = { id: lastEventId, snapshot: null };
+  } else {
+    cursor = await store.cursorAt(pool, last);
+    if (!cursor) return reset("pruned");
+  }
   const audience: Audience = { userId: connection.userId };
-  const client = await pool.connect();
-  try {
-    // One snapshot for every page; what commits later reaches the connection live.
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const bounds = await store.bounds(client);
-    let cursor: Cursor | null;
-    if (!bounds) {
-      if (last !== 0n) return "unknown-id";
-      cursor = { id: "0", snapshot: null };
-    } else if (last > bounds.max) {
-      return "unknown-id";
-    } else if (last < bounds.min) {
-      // Id 0, or just below the first row, means "from the beginning"; below that, rows are gone.
-      if (last + 1n < bounds.min) return "pruned";
-      cursor = { id: lastEventId, snapshot: null };
-    } else {
-      cursor = await store.cursorAt(client, last);
-      if (!cursor) return "pruned";
+  if ((await store.backlogSize(pool, cursor, audience, options.maxReplay)) > options.maxReplay) {
+    return reset("backlog-too-large");
+  }
+  let after = "-1";
+  for (;;) {
+    const page = await store.backlogPage(pool, cursor, audience, after, PAGE_SIZE);
+    for (const row of page) {
+      const event = options.onReceive ? await receive(row, options) : row;
+      const frame = event && options.frameFor(event, connection);
+      if (frame && !(await connection.replay(row.id, frame, options.stallMs))) return null;
     }
-    if ((await store.backlogSize(client, cursor, audience, options.maxReplay)) > options.maxReplay) {
-      return "backlog-too-large";
-    }
-    let after = "-1";
-    for (;;) {
-      const page = await store.backlogPage(client, cursor, audience, after, PAGE_SIZE);
-      for (const row of page) {
-        if (connection.closed) return null;
-        const event = options.onReceive ? await receive(row, options) : row;
-        const frame = event && options.frameFor(event, connection);
-        if (frame) await connection.replay(row.id, frame);
-      }
-      const lastRow = page.at(-1);
-      if (!lastRow || page.length < PAGE_SIZE) break;
-      after = lastRow.id;
-    }
-    await client.query("COMMIT");
-    return null;
-  } finally {
-    // A returned reset or an error leaves the read-only transaction open: end it before reuse.
-    await client.query("ROLLBACK").catch(() => {});
-    client.release();
+    const lastRow = page.at(-1);
+    if (!lastRow || page.length < PAGE_SIZE) return null;
+    after = lastRow.id;
   }
 }
 

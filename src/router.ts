@@ -62,13 +62,19 @@ export class Router {
     };
   }
 
-  /** Delivers one event to the subscribers and the connections that may see it. */
+  /**
+   * Delivers one event to the subscribers and the connections that may see it. Subscribers share one
+   * deeply frozen event, so a handler cannot change what the others, or the browsers, get.
+   */
   route(event: RealtimeEvent): void {
+    deepFreeze(event);
     for (const subscriber of this.subscribers) {
       try {
-        subscriber(event);
+        const result: unknown = subscriber(event);
+        // An async handler's rejection is its own failure, like a throw: logged, never fatal.
+        if (isThenable(result)) result.then(undefined, (error) => this.handlerFailed(error, event));
       } catch (error) {
-        this.logger.error({ err: error, eventId: event.id }, "pgrealtime: a subscribe handler threw");
+        this.handlerFailed(error, event);
       }
     }
     if (event.scope === "system") return;
@@ -92,6 +98,10 @@ export class Router {
     }
   }
 
+  private handlerFailed(error: unknown, event: RealtimeEvent): void {
+    this.logger.error({ err: error, eventId: event.id }, "pgrealtime: a subscribe handler threw");
+  }
+
   /**
    * The frame of one event for one connection, through `beforeSend` on the connection's own copy;
    * `null` when the hook drops it or throws (logged: that connection skips this event only).
@@ -99,8 +109,11 @@ export class Router {
   frameFor(event: RealtimeEvent, connection: Connection): Uint8Array | null {
     if (!this.beforeSend) return eventFrame(event);
     try {
-      const changed = this.beforeSend(copyEvent(event), { userId: connection.userId });
-      return changed ? eventFrame(changed) : null;
+      const changed: unknown = this.beforeSend(copyEvent(event), { userId: connection.userId });
+      if (isThenable(changed)) {
+        throw new TypeError("beforeSend must return the event or null synchronously, not a Promise");
+      }
+      return changed ? eventFrame(changed as RealtimeEvent) : null;
     } catch (error) {
       this.logger.error(
         { err: error, eventId: event.id },
@@ -109,6 +122,17 @@ export class Router {
       return null;
     }
   }
+}
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/** Freezes an event and everything in its detail (plain JSON: objects and arrays only). */
+function deepFreeze(value: unknown): void {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const child of Object.values(value)) deepFreeze(child);
 }
 
 /** A deep copy, so that a hook's changes never reach another connection or the next hook call. */

@@ -42,6 +42,6 @@ describe("SSE framing", () => {
       'event: connected\ndata: {"userId":null}\n\n',
     );
     expect(text(retryFrame(3000))).toBe("retry: 3000\n\n");
-    expect(text(PING_FRAME)).toBe(": ping\n\n");
+    expect(text(PING_FRAME)).toBe(": ping\nevent: ping\ndata:\n\n");
   });
 });

@@ -3,17 +3,25 @@
 
 const encoder = new TextEncoder();
 
-/** The heartbeat: a comment line that proxies see as traffic and EventSource ignores. */
-export const PING_FRAME: Uint8Array = encoder.encode(": ping\n\n");
+/**
+ * The heartbeat: a comment line, which every proxy sees as traffic, then a named `ping` event with
+ * empty data, which EventSource does dispatch: a comment alone never reaches the page, and the client
+ * needs to see heartbeats to tell a silent stream from a dead one.
+ */
+export const PING_FRAME: Uint8Array = encoder.encode(": ping\nevent: ping\ndata:\n\n");
 
 /** `retry: <ms>`: how long the browser waits before its own reconnect. */
 export function retryFrame(retryMs: number): Uint8Array {
   return encoder.encode(`retry: ${retryMs}\n\n`);
 }
 
-/** A named control event (`connected`, `reset`) with a JSON data line. */
-export function namedFrame(name: string, data: object): Uint8Array {
-  return encoder.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+/**
+ * A named control event (`connected`, `reset`) with a JSON data line, and optionally an `id:` line
+ * that moves the client's cursor (an empty one clears it).
+ */
+export function namedFrame(name: string, data: object, id?: string): Uint8Array {
+  const idLine = id === undefined ? "" : `id: ${id}\n`;
+  return encoder.encode(`event: ${name}\n${idLine}data: ${JSON.stringify(data)}\n\n`);
 }
 
 /** An application event: `id:` for resume, then the event as the browser sees it. */
@@ -38,7 +46,9 @@ export interface Sink {
 
 /**
  * One open event stream and what routing needs to know about it. While it replays a backlog, live
- * events are held back and sent after it, minus those the replay already sent: no gap, no duplicate.
+ * events are held back and sent after it, minus those the replay already sent; the replayed ids stay
+ * remembered until the live path has caught up with the replay (see `forgetReplayed`), so a notification
+ * that arrives late is not sent twice either: no gap, no duplicate.
  */
 export class Connection {
   lastWriteAt = Date.now();
@@ -46,6 +56,7 @@ export class Connection {
   private held: Array<{ id: string; frame: Uint8Array }> | null = null;
   private heldBytes = 0;
   private replayed: Set<string> | null = null;
+  private wakeReplay: (() => void) | undefined;
 
   constructor(
     /** The user id as a decimal string, or `null` when anonymous. */
@@ -54,6 +65,11 @@ export class Connection {
     private readonly maxBufferedBytes: number,
     private readonly onOverflow: (connection: Connection) => void,
   ) {}
+
+  /** Bytes written and not yet taken by the client. */
+  get bufferedBytes(): number {
+    return this.sink.bufferedBytes;
+  }
 
   /**
    * Writes a frame. A reader that has not taken the last `maxBufferedBytes` is disconnected instead
@@ -69,8 +85,9 @@ export class Connection {
     this.lastWriteAt = Date.now();
   }
 
-  /** Sends a live event now, or holds it while a replay runs. */
+  /** Sends a live event now, or holds it while a replay runs; drops one the replay already sent. */
   deliver(id: string, frame: Uint8Array): void {
+    if (this.replayed?.has(id)) return;
     if (!this.held) {
       this.send(frame);
       return;
@@ -85,29 +102,50 @@ export class Connection {
     this.heldBytes += frame.byteLength;
   }
 
-  /** Starts holding live events back for a replay. */
-  hold(): void {
+  /** Starts holding live events back for a replay from `lastEventId`, which the client already has. */
+  hold(lastEventId: string): void {
     this.held = [];
-    this.replayed = new Set();
+    this.replayed = new Set([lastEventId]);
   }
 
-  /** Sends one replayed event, paced by the reader: memory stays bounded however long the backlog. */
-  async replay(id: string, frame: Uint8Array): Promise<void> {
-    if (this.sink.bufferedBytes > this.maxBufferedBytes / 2) await this.sink.drained();
-    if (this.closed) return;
+  /**
+   * Sends one replayed event, paced by the reader, so memory stays bounded however long the backlog.
+   * A reader that takes nothing for `stallMs` is dropped as a slow reader.
+   *
+   * @returns false when the connection is gone and the replay should stop.
+   */
+  async replay(id: string, frame: Uint8Array, stallMs: number): Promise<boolean> {
+    if (this.sink.bufferedBytes > this.maxBufferedBytes / 2) {
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = await Promise.race([
+        this.sink.drained().then(() => false),
+        new Promise<boolean>((resolve) => {
+          this.wakeReplay = () => resolve(false);
+          timer = setTimeout(() => resolve(true), stallMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      this.wakeReplay = undefined;
+      if (stalled) this.onOverflow(this);
+    }
+    if (this.closed) return false;
     this.replayed?.add(id);
     this.sink.write(frame);
     this.lastWriteAt = Date.now();
+    return true;
   }
 
   /** Ends the replay: sends the held live events it did not already send, then goes live. */
   resume(): void {
     const held = this.held ?? [];
-    const replayed = this.replayed;
     this.held = null;
-    this.replayed = null;
     this.heldBytes = 0;
-    for (const { id, frame } of held) if (!replayed?.has(id)) this.send(frame);
+    for (const { id, frame } of held) if (!this.replayed?.has(id)) this.send(frame);
+  }
+
+  /** The live path has caught up with the replay: its ids need no more remembering. */
+  forgetReplayed(): void {
+    this.replayed = null;
   }
 
   /** Ends the stream; with `abort`, drops what is still queued (the reader stopped reading). */
@@ -116,6 +154,7 @@ export class Connection {
     this.closed = true;
     this.held = null;
     this.replayed = null;
+    this.wakeReplay?.();
     if (abort) this.sink.abort();
     else this.sink.close();
   }

@@ -88,13 +88,21 @@ FROM e`;
     await db.query("SELECT pg_notify($1, $2)", [this.channel, payload]);
   }
 
-  /** The smallest and greatest stored ids, or `null` when the table is empty. */
-  async bounds(db: Queryable): Promise<{ min: bigint; max: bigint } | null> {
-    const { rows } = await db.query<{ min: string | null; max: string | null }>(
-      `SELECT min(id)::text AS min, max(id)::text AS max FROM ${this.table}`,
+  /**
+   * What resume needs to judge a cursor: the smallest and greatest stored ids (`null` when the table
+   * is empty) and the greatest id ever deleted (0 when none was).
+   */
+  async bounds(db: Queryable): Promise<{ min: bigint | null; max: bigint | null; prunedThrough: bigint }> {
+    const { rows } = await db.query<{ min: string | null; max: string | null; pruned: string }>(
+      `SELECT min(id)::text AS min, max(id)::text AS max,
+  (SELECT pruned_through::text FROM ${quoteIdent(this.schema)}."state") AS pruned FROM ${this.table}`,
     );
     const row = rows[0];
-    return row?.min && row.max ? { min: BigInt(row.min), max: BigInt(row.max) } : null;
+    return {
+      min: row?.min ? BigInt(row.min) : null,
+      max: row?.max ? BigInt(row.max) : null,
+      prunedThrough: BigInt(row?.pruned ?? "0"),
+    };
   }
 
   /**

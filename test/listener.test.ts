@@ -1,3 +1,4 @@
+import net from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Logger, Realtime, RealtimeEvent } from "../src/index.js";
@@ -42,6 +43,55 @@ describe("subscribe", () => {
     expect(logger.errors).toHaveLength(1);
     expect(logger.errors[0]?.[0]).toMatchObject({ eventId: event.id, err: { message: "handler bug" } });
     await realtime.close();
+  });
+
+  it("C18 an async handler that rejects is logged, and neither crashes the process nor stops the others", async () => {
+    const logger = recordingLogger();
+    const { realtime } = await migratedRealtime({ logger });
+    const seen: string[] = [];
+    realtime.subscribe(async () => {
+      await Promise.resolve();
+      throw new Error("worker failed");
+    });
+    realtime.subscribe((e) => seen.push(e.id));
+    await realtime.ready();
+    const event = await realtime.publishSystem({ type: "job" });
+    await expect.poll(() => logger.errors.length).toBe(1);
+    expect(seen).toEqual([event.id]);
+    expect(logger.errors[0]?.[0]).toMatchObject({ eventId: event.id, err: { message: "worker failed" } });
+    await realtime.close();
+  });
+
+  it("gives handlers a frozen event: one cannot change what the others or the browsers get", async () => {
+    const logger = recordingLogger();
+    const { realtime } = await migratedRealtime({ logger });
+    const server = await serveRealtime(realtime);
+    const [one, two] = await Promise.all(
+      ["1", "2"].map((user) => SseClient.open(`${server.url}/realtime/events?user=${user}`)),
+    );
+    await Promise.all([one?.next("connected"), two?.next("connected")]);
+    const second: unknown[] = [];
+    realtime.subscribe((event) => {
+      (event.detail as Record<string, unknown>).auditedBy = "worker-7";
+    });
+    realtime.subscribe((event) => {
+      (event as { scope: string }).scope = "global";
+    });
+    realtime.subscribe((event) => second.push(structuredClone(event.detail)));
+    await realtime.ready();
+    const dm = await realtime.publish({ userId: 1, type: "dm", detail: { text: "hi user 1" } });
+    const fence = await realtime.publishGlobal({ type: "fence" });
+    await two?.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    await one?.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    expect(one?.events[0]).toEqual({ id: dm.id, type: "dm", scope: "user", detail: { text: "hi user 1" } });
+    expect(two?.events.map((e) => e.id)).toEqual([fence.id]);
+    expect(second[0]).toEqual({ text: "hi user 1" });
+    // Mutating a frozen object throws in strict mode: logged like any other handler failure.
+    expect(logger.errors.length).toBeGreaterThanOrEqual(2);
+    one?.close();
+    two?.close();
+    await realtime.close();
+    await server.close();
   });
 
   it("stops calling a handler after unsubscribe", async () => {
@@ -110,6 +160,37 @@ describe("the LISTEN connection", () => {
   });
 });
 
+describe("the start-up probe", () => {
+  it("does not mistake a slow connection to the server for a swallowed notification", {
+    timeout: 30_000,
+  }, async () => {
+    // Every new connection through this proxy waits 2.5 s before it reaches PostgreSQL, like a server
+    // that is slow to accept connections at boot.
+    const upstream = new URL(databaseUrl());
+    const proxy = net.createServer((socket) => {
+      socket.on("error", () => {});
+      setTimeout(() => {
+        const server = net.connect(Number(upstream.port || 5432), upstream.hostname);
+        server.on("error", () => socket.destroy());
+        socket.pipe(server).pipe(socket);
+      }, 2_500);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const slow = new URL(databaseUrl());
+    slow.hostname = "127.0.0.1";
+    slow.port = String((proxy.address() as net.AddressInfo).port);
+    const { realtime } = await migratedRealtime({ listenConnectionString: slow.toString() });
+    const got: string[] = [];
+    realtime.subscribe((e) => got.push(e.id));
+    await realtime.ready();
+    expect(realtime.listenerState).toBe("listening");
+    const event = await realtime.publishGlobal({ type: "through_the_slow_path" });
+    await expect.poll(() => got).toEqual([event.id]);
+    await realtime.close();
+    await new Promise((resolve) => proxy.close(resolve));
+  });
+});
+
 describe("hooks", () => {
   let realtime: Realtime;
   let server: Awaited<ReturnType<typeof serveRealtime>>;
@@ -127,6 +208,8 @@ describe("hooks", () => {
       },
       beforeSend(event, { userId }) {
         if (userId === "mallory" && event.type === "secret") return null;
+        // A Promise is a mistake (beforeSend is synchronous): refused and logged, never sent as an event.
+        if (userId === "async") return Promise.resolve(event) as never;
         if (userId === "crash") throw new Error("beforeSend bug");
         (event.detail as Record<string, unknown>).for = userId;
         return event;
@@ -142,10 +225,12 @@ describe("hooks", () => {
 
   it("onReceive changes or drops events once per process, keeping order; beforeSend works on per-connection copies", async () => {
     const streams = await Promise.all(
-      ["alice", "mallory", "crash"].map((u) => SseClient.open(`${server.url}/realtime/events?user=${u}`)),
+      ["alice", "mallory", "crash", "async"].map((u) =>
+        SseClient.open(`${server.url}/realtime/events?user=${u}`),
+      ),
     );
     await Promise.all(streams.map((s) => s.next("connected")));
-    const [alice, mallory, crash] = streams as [SseClient, SseClient, SseClient];
+    const [alice, mallory, crash, asyncHook] = streams as [SseClient, SseClient, SseClient, SseClient];
     await realtime.publishGlobal({ type: "slow", detail: { n: 1 } });
     await realtime.publishGlobal({ type: "drop_me" });
     await realtime.publishGlobal({ type: "explode" });
@@ -166,6 +251,11 @@ describe("hooks", () => {
     expect(mallory.events.map((e) => e.type)).toEqual(["slow", "last"]);
     // A throwing beforeSend skips that one connection only.
     expect(crash.events).toEqual([]);
+    expect(asyncHook.events).toEqual([]);
+    expect(asyncHook.chunks.map((c) => c.text).join("")).not.toContain("undefined");
+    expect(logger.errors.map((args) => (args[0] as { err: Error }).err.message)).toContain(
+      "beforeSend must return the event or null synchronously, not a Promise",
+    );
     expect(logger.errors.map((args) => args[1])).toEqual(
       expect.arrayContaining([
         expect.stringContaining("onReceive threw"),

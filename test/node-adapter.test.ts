@@ -166,7 +166,7 @@ describe("the stream over node:http", () => {
     expect(client.comments).toEqual([]);
   });
 
-  it("C02 keeps an idle stream alive with `: ping` lines never further apart than heartbeatMs", async () => {
+  it("C02 keeps an idle stream alive with `: ping` heartbeats never further apart than heartbeatMs", async () => {
     const heartbeatMs = 300;
     const { url } = await start({ heartbeatMs });
     const client = await sse(`${url}/realtime/events`);
@@ -175,7 +175,9 @@ describe("the stream over node:http", () => {
 
     expect(new Set(client.comments)).toEqual(new Set(["ping"]));
     const pings = client.chunks.filter((c) => c.text.startsWith(":"));
-    expect(pings.every((c) => c.text === ": ping\n\n")).toBe(true);
+    // A comment for proxies, and a named event the browser client can see.
+    expect(pings.every((c) => c.text === ": ping\nevent: ping\ndata:\n\n")).toBe(true);
+    expect(client.messages.filter((m) => m.event === "ping").length).toBe(pings.length);
     const times = client.chunks.map((c) => c.at);
     const gaps = times.slice(1).map((at, i) => at - (times[i] as number));
     // 200 ms of slack for timers and a busy 2-core machine; a sweep that only pinged after a full

@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toNodeHandler } from "../src/adapters/node.js";
 import { createRealtime, type Realtime, RealtimeError } from "../src/index.js";
 import { databaseUrl, freshSchema } from "./support/database.js";
 import { migratedRealtime } from "./support/server.js";
@@ -73,6 +74,41 @@ describe("publish with storage", () => {
       () => realtime.publishGlobal({ type: "t", detail: { n: 1n } as never }),
       TypeError,
       /BigInt/,
+    ],
+    [
+      "a userId given to publishGlobal",
+      () => realtime.publishGlobal({ type: "t", userId: 5 } as never),
+      TypeError,
+      /takes no userId/,
+    ],
+    ["U+0000 in a userId", () => realtime.publish({ userId: "a\u0000b", type: "t" }), TypeError, /U\+0000/],
+    [
+      "a lone surrogate in a userId",
+      () => realtime.publish({ userId: "a\ud800", type: "t" }),
+      TypeError,
+      /surrogate/,
+    ],
+    [
+      "U+0000 in a detail key",
+      () => realtime.publishGlobal({ type: "t", detail: { "k\u0000": 1 } }),
+      TypeError,
+      /key in detail/,
+    ],
+    [
+      "a lone surrogate in a detail string",
+      () => realtime.publishGlobal({ type: "t", detail: { s: "\udc00x" } }),
+      TypeError,
+      /detail\.s holds a lone UTF-16 surrogate/,
+    ],
+    [
+      "a detail nested 5,000 deep",
+      () => {
+        let deep: Record<string, unknown> = {};
+        for (let i = 0; i < 5000; i++) deep = { d: deep };
+        return realtime.publishGlobal({ type: "t", detail: deep as never });
+      },
+      TypeError,
+      /nests deeper than 100/,
     ],
     [
       "a class instance",
@@ -206,7 +242,42 @@ describe("schema and lifecycle", () => {
     await pool.end();
   });
 
+  it("refuses privateData over maxPayloadBytes, and migrate after close rejects instead of throwing", async () => {
+    const { realtime, schema } = await migratedRealtime({ maxPayloadBytes: 100 });
+    await expect(realtime.publishGlobal({ type: "t", privateData: { s: "x".repeat(200) } })).rejects.toThrow(
+      /privateData of "t" is \d+ bytes/,
+    );
+    expect(await rowCount(schema)).toBe(0);
+    await realtime.close();
+    const migrating = realtime.migrate();
+    await expect(migrating).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("takes null where an options object is optional, and validates the rest at the edge", async () => {
+    const realtime = createRealtime({ connectionString: databaseUrl(), schema: freshSchema() });
+    expect(realtime.scriptTag(null)).toBe('<script src="/realtime/client.js" defer></script>');
+    expect(realtime.scriptTag({ lastEventId: null })).toBe(
+      '<script src="/realtime/client.js" defer></script>',
+    );
+    expect(realtime.scriptTag({ lastEventId: "42", autoConnect: false })).toBe(
+      '<script src="/realtime/client.js" defer data-last-event-id="42" data-auto-connect="false"></script>',
+    );
+    expect(() => realtime.scriptTag({ lastEventId: "9223372036854775808" })).toThrow(TypeError);
+    expect(() => realtime.scriptTag({ lastEventId: '1" onload="x' })).toThrow(TypeError);
+    expect(() => realtime.subscribe(5 as never)).toThrow(/subscribe takes a function/);
+    expect(() => realtime.on("error", 5 as never)).toThrow(/takes a function/);
+    expect(() => realtime.on("nope" as never, () => {})).toThrow(/unknown event/);
+    expect(typeof toNodeHandler(realtime, null)).toBe("function");
+    expect(() => toNodeHandler({} as never)).toThrow(/createRealtime/);
+    await realtime.close();
+  });
+
   it.each([
+    [{ connectionString: "postgres://x", heartbeatMS: 5 }, /unknown option "heartbeatMS"/],
+    [{ pool: {} }, /pool must be a pg.Pool/],
+    [{ pool: "x" }, /pool must be a pg.Pool/],
+    [{ pool: null }, /pool must be a pg.Pool/],
+    [{ connectionString: "postgres://x", logger: {} }, /logger must have/],
     [{}, /needs a database/],
     [{ connectionString: "" }, /non-empty string/],
     [{ connectionString: "postgres://x", schema: "bad-name" }, /schema must be/],

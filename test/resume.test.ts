@@ -5,6 +5,7 @@ import { databaseUrl } from "./support/database.js";
 import { ResumingClient } from "./support/resuming.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
+import { stallingReader } from "./support/stalling.js";
 
 type Server = Awaited<ReturnType<typeof serveRealtime>>;
 
@@ -93,15 +94,122 @@ describe("resume", () => {
     await stream.next("reset");
     expect(stream.messages.map((m) => m.event)).toEqual(["connected", "reset"]);
     expect(JSON.parse(stream.messages[1]?.data ?? "")).toEqual({ reason: "unknown-id" });
+    // The reset moves the client's cursor to the newest event, so its next reconnect resumes from there.
+    expect(stream.messages[1]?.id).toBe(String(newest));
     const live = await realtime.publishGlobal({ type: "after_reset" });
     await stream.waitForEvents(1);
     expect(ids(stream.events)).toEqual([live.id]);
+  });
+
+  it("C09 C11 replays from 0 when the ids before the first row were rolled back, not pruned", async () => {
+    const { realtime: fresh } = await migratedRealtime();
+    const freshServer = await serveRealtime(fresh);
+    const cursor = await fresh.currentEventId();
+    expect(cursor).toBe("0");
+    const client = await db.connect();
+    try {
+      for (let i = 0; i < 3; i++) {
+        await client.query("BEGIN");
+        await fresh.publishGlobal({ type: "rolled_back" }, { client });
+        await client.query("ROLLBACK");
+      }
+    } finally {
+      client.release();
+    }
+    const first = await fresh.publishGlobal({ type: "first", detail: {} });
+    expect(BigInt(first.id)).toBeGreaterThan(3n);
+    for (const from of [cursor, "2"]) {
+      const stream = await resumeAt(freshServer, from);
+      await stream.waitForEvents(1);
+      expect(ids(stream.events)).toEqual([first.id]);
+      expect(stream.messages.some((m) => m.event === "reset")).toBe(false);
+      stream.close();
+    }
+    await fresh.close();
+    await freshServer.close();
+  });
+
+  it("C08 sends reset after TRUNCATE for any older cursor", async () => {
+    const { realtime: truncated, schema: truncatedSchema } = await migratedRealtime();
+    const truncatedServer = await serveRealtime(truncated);
+    const [a] = [await truncated.publishGlobal({ type: "a" }), await truncated.publishGlobal({ type: "b" })];
+    await db.query(`TRUNCATE "${truncatedSchema}"."events"`);
+    const stream = await resumeAt(truncatedServer, a?.id ?? "");
+    expect(JSON.parse((await stream.next("reset")).data)).toEqual({ reason: "pruned" });
+    stream.close();
+    await truncated.close();
+    await truncatedServer.close();
+  });
+
+  it("sends no duplicate at the seam while this process is still behind on notifications", async () => {
+    // The live path of this process is held at a gate event (onReceive awaits), so the notifications of
+    // everything after it arrive only once the replay, which starts after the gate, is over.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const { realtime: behind } = await migratedRealtime({
+      onReceive: async (event) => {
+        if (event.type === "gate") await gate;
+        return event;
+      },
+    });
+    const behindServer = await serveRealtime(behind);
+    await behind.ready();
+    const gateEvent = await behind.publishGlobal({ type: "gate" });
+    const backlog = [];
+    for (let i = 0; i < 300; i++) backlog.push(await behind.publishGlobal({ type: "bulk", detail: { i } }));
+    const resumed = new ResumingClient(`${behindServer.url}/realtime/events`, gateEvent.id);
+    await resumed.connect();
+    await resumed.until((events) => events.length >= 300, "the replayed backlog");
+    open();
+    const fence = await behind.publishGlobal({ type: "fence" });
+    await resumed.until((events) => events.some((e) => e.id === fence.id), "the fence");
+    expect(ids(resumed.dispatched)).toEqual([...ids(backlog), fence.id]);
+    expect(resumed.received).toHaveLength(301);
+    resumed.close();
+    await behind.close();
+    await behindServer.close();
+  });
+
+  it("drops readers that stall during a replay without holding a database connection", async () => {
+    const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
+    const { realtime: small, schema: smallSchema } = await migratedRealtime({
+      pool,
+      connectionString: undefined,
+      heartbeatMs: 300,
+      maxBufferedBytes: 64 * 1024,
+    });
+    const smallServer = await serveRealtime(small);
+    await db.query(
+      `INSERT INTO "${smallSchema}"."events" (type, scope, detail)
+       SELECT 'bulk', 'global', jsonb_build_object('s', repeat('x', 4000)) FROM generate_series(1, 3000)`,
+    );
+    const readers = await Promise.all(
+      Array.from({ length: 5 }, () => stallingReader(smallServer.url, null, { "Last-Event-ID": "0" })),
+    );
+    for (const reader of readers) reader.pause();
+    await expect.poll(() => small.connectionCount).toBe(5);
+    // Five stalled replays and a pool of two: publishing must still go through.
+    const event = await small.publishGlobal({ type: "still_publishing" });
+    expect(event.id).toMatch(/^\d+$/);
+    // No byte taken for twice heartbeatMs: each is dropped as a slow reader.
+    await expect.poll(() => small.connectionCount, { timeout: 10_000 }).toBe(0);
+    for (const reader of readers) reader.destroy();
+    await small.close();
+    await smallServer.close();
+    await pool.end();
   });
 
   it("C08 sends reset for an id whose event was pruned", async () => {
     const [first] = await publishMix(3);
     await db.query(`DELETE FROM "${schema}"."events" WHERE id <= $1`, [first?.id]);
     const stream = await resumeAt(server, String(BigInt(first?.id ?? "1") - 1n));
+    // The cursor after the deleted event is fine: nothing deleted lies above it.
+    const after = await resumeAt(server, first?.id ?? "");
+    clients.push(after);
+    await after.waitForEvents(2);
+    expect(after.messages.some((m) => m.event === "reset")).toBe(false);
     clients.push(stream);
     expect(JSON.parse((await stream.next("reset")).data)).toEqual({ reason: "pruned" });
     expect(stream.events).toEqual([]);
@@ -223,7 +331,10 @@ describe("resume without storage", () => {
     const { realtime } = await migratedRealtime({ storage: false });
     const server = await serveRealtime(realtime);
     const stream = await resumeAt(server, "5");
-    expect(JSON.parse((await stream.next("reset")).data)).toEqual({ reason: "storage-off" });
+    const reset = await stream.next("reset");
+    expect(JSON.parse(reset.data)).toEqual({ reason: "storage-off" });
+    // An empty id clears the client's cursor: there is nothing to resume from.
+    expect(reset.id).toBe("");
     stream.close();
     await realtime.close();
     await server.close();

@@ -32,14 +32,15 @@ export interface NodeHandlerOptions {
  */
 export function toNodeHandler<Events extends EventMap>(
   realtime: Realtime<Events>,
-  options: NodeHandlerOptions = {},
+  options: NodeHandlerOptions | null = {},
 ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void {
   const host = streamHostOf(realtime);
-  if (options.authenticate !== undefined && typeof options.authenticate !== "function") {
+  const own = options?.authenticate;
+  if (own !== undefined && typeof own !== "function") {
     throw new TypeError("toNodeHandler: authenticate must be a function (req) => userId | null");
   }
   const authenticate = (req: IncomingMessage) =>
-    options.authenticate ? options.authenticate(req) : (host.authenticate?.(toRequest(req)) ?? null);
+    own ? own(req) : (host.authenticate?.(toRequest(req)) ?? null);
 
   return (req, res, next) => {
     // Express strips a mount path from req.url; originalUrl keeps the path the client asked for.
