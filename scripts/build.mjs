@@ -1,16 +1,20 @@
 // Builds the package into dist/: tsc for the library and its types, esbuild for the browser script
 // that {basePath}/client.js serves (a classic script, so `<script src defer>` works without `type=module`).
 import { execFileSync } from "node:child_process";
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, renameSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
-rmSync("dist", { recursive: true, force: true });
-execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], {
-  stdio: "inherit",
-});
+// Built aside and swapped in at the end, so a failed build, or tests running meanwhile, never see a
+// half-written dist/.
+rmSync("dist.tmp", { recursive: true, force: true });
+execFileSync(
+  process.execPath,
+  ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json", "--outDir", "dist.tmp"],
+  { stdio: "inherit" },
+);
 await build({
   entryPoints: ["src/client/auto.ts"],
-  outfile: "dist/client/pgrealtime.global.js",
+  outfile: "dist.tmp/client/pgrealtime.global.js",
   bundle: true,
   format: "iife",
   target: "es2018",
@@ -18,4 +22,6 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
-chmodSync("dist/cli.js", 0o755);
+chmodSync("dist.tmp/cli.js", 0o755);
+rmSync("dist", { recursive: true, force: true });
+renameSync("dist.tmp", "dist");

@@ -51,9 +51,11 @@ export async function replay(
     const reset = await replayBacklog(connection, lastEventId, options);
     if (reset) connection.send(namedFrame("reset", { reason: reset.reason }, reset.cursor));
   } catch (error) {
-    // The client is told, rather than left believing it caught up; it keeps its cursor and reloads.
+    // The client is told, rather than left believing it caught up; it keeps its cursor (sent back as
+    // the id) so a later reconnect can try again, and reloads its state meanwhile.
     options.logger.error({ err: error, lastEventId }, "pgrealtime: replay failed; sent reset");
-    connection.send(namedFrame("reset", { reason: "replay-failed" }));
+    const keep = /^[0-9]{1,19}$/.test(lastEventId) ? lastEventId : undefined;
+    connection.send(namedFrame("reset", { reason: "replay-failed" }, keep));
   } finally {
     connection.resume();
   }

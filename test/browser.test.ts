@@ -57,6 +57,8 @@ interface Heard {
 declare global {
   interface Window {
     __events: Heard[];
+    /** How many `ping` events (visible heartbeats) the page's EventSources have dispatched. */
+    __pings: number;
   }
 }
 
@@ -68,6 +70,8 @@ interface StreamRequest {
   url: URL;
   lastEventIdHeader: string | undefined;
   user: string | null;
+  /** `Date.now()` when it arrived. */
+  at: number;
 }
 
 /**
@@ -110,7 +114,12 @@ async function startApp(realtime: Realtime) {
     if (url.pathname === "/realtime/events") {
       const user = userOf(req);
       const header = req.headers["last-event-id"];
-      requests.push({ url, lastEventIdHeader: typeof header === "string" ? header : undefined, user });
+      requests.push({
+        url,
+        lastEventIdHeader: typeof header === "string" ? header : undefined,
+        user,
+        at: Date.now(),
+      });
       if (take(refuse, user)) {
         res.writeHead(503, { "Retry-After": "1" }).end("Unavailable\n");
         return;
@@ -210,6 +219,15 @@ function pageHtml(scriptTag: string): string {
 <title>pgrealtime browser test</title>
 <script>
   window.__events = [];
+  // Counts the heartbeats that reach the page; the client's own listeners are untouched.
+  window.__pings = 0;
+  const NativeEventSource = window.EventSource;
+  window.EventSource = class extends NativeEventSource {
+    constructor(url, init) {
+      super(url, init);
+      this.addEventListener("ping", () => { window.__pings += 1; });
+    }
+  };
   for (const name of ${JSON.stringify(LISTENED)}) {
     window.addEventListener("rt:" + name, (e) => {
       window.__events.push({
@@ -234,8 +252,9 @@ const sse = {
     `retry: 60000\nevent: connected\ndata: ${JSON.stringify({ userId })}\n\n`,
   event: (id: string, type: string, detail: object) =>
     `id: ${id}\ndata: ${JSON.stringify({ id, type, scope: "global", detail })}\n\n`,
-  ping: () => "event: ping\ndata:\n\n",
-  reset: (reason: string) => `event: reset\ndata: ${JSON.stringify({ reason })}\n\n`,
+  /** With `id`, the cursor to go on from; `""` is "no cursor". */
+  reset: (reason: string, id?: string) =>
+    `event: reset\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify({ reason })}\n\n`,
 };
 
 /** How a page must have recorded a published event. */
@@ -286,11 +305,21 @@ describe.skipIf(!HAS_CHROMIUM)(
     let realtime: Realtime;
     let browser: Browser;
     let app: App;
+    /** Idle streams get a heartbeat at least every 300 ms, so a page sees pings within a short test. */
+    let heartbeating: Realtime;
+    let heartbeatingApp: App;
+    /** `storage: false`: nothing to resume from. */
+    let volatile: Realtime;
+    let volatileApp: App;
     const contexts: BrowserContext[] = [];
 
     beforeAll(async () => {
       ({ realtime } = await migratedRealtime());
       app = await startApp(realtime);
+      ({ realtime: heartbeating } = await migratedRealtime({ heartbeatMs: 300 }));
+      heartbeatingApp = await startApp(heartbeating);
+      ({ realtime: volatile } = await migratedRealtime({ storage: false }));
+      volatileApp = await startApp(volatile);
       browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
     });
 
@@ -301,8 +330,8 @@ describe.skipIf(!HAS_CHROMIUM)(
 
     afterAll(async () => {
       await browser?.close();
-      await app?.close();
-      await realtime?.close();
+      for (const server of [app, heartbeatingApp, volatileApp]) await server?.close();
+      for (const instance of [realtime, heartbeating, volatile]) await instance?.close();
     });
 
     /** A fresh browser profile (its own cookies), signed in as `user` unless null. */
@@ -313,11 +342,18 @@ describe.skipIf(!HAS_CHROMIUM)(
       return context;
     }
 
-    /** Opens the test page in `context` and, unless `query.auto` is "false", waits for `rt:connected`. */
-    async function openPage(context: BrowserContext, query: Record<string, string> = {}): Promise<Page> {
+    /**
+     * Opens the test page of `on` (default: the main app) in `context` and, unless `query.auto` is
+     * "false", waits for `rt:connected`.
+     */
+    async function openPage(
+      context: BrowserContext,
+      query: Record<string, string> = {},
+      on: App = app,
+    ): Promise<Page> {
       const page = await context.newPage();
       page.on("pageerror", (error) => console.error("page error:", error));
-      await page.goto(`${app.url}/?${new URLSearchParams(query)}`);
+      await page.goto(`${on.url}/?${new URLSearchParams(query)}`);
       if (query.auto !== "false") await waitFor(page, "rt:connected");
       return page;
     }
@@ -465,6 +501,66 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(done.id);
     });
 
+    test("C08 after rt:reset the client goes on from the cursor the reset carried: two cuts later, one reset and nothing lost", async () => {
+      // Another user's event, so the newest stored id is known: the reset hands it over as the cursor.
+      const newest = await realtime.publish({ userId: "someone-else", type: "tick", detail: { n: 0 } });
+      const page = await openPage(await contextAs("pat"), { cursor: "999999999999" });
+      await waitFor(page, "rt:reset");
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(newest.id);
+
+      // Two losses before any event arrives: only the reset can have moved the cursor.
+      app.cutStreams("pat");
+      await waitFor(page, "rt:connected", 2);
+      const gate = app.gateNext("pat");
+      app.cutStreams("pat");
+      await gate.arrived;
+      const missed = await realtime.publish({ userId: "pat", type: "tick", detail: { n: 1 } });
+      gate.release();
+      await waitFor(page, "rt:connected", 3);
+      const live = await realtime.publish({ userId: "pat", type: "tick", detail: { n: 2 } });
+      const done = await settle(page);
+
+      expect(await countOf(page, "rt:reset")).toBe(1);
+      expect(await appEvents(page)).toEqual([heard(missed), heard(live), heard(done)]);
+      const [initial, ...reconnects] = app.requestsOf("pat");
+      expect(initial?.url.searchParams.get("lastEventId")).toBe("999999999999");
+      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([newest.id, newest.id]);
+    });
+
+    test("C08 with storage off, rt:reset clears the cursor: the reconnect carries none and gets no second reset", async () => {
+      const page = await openPage(await contextAs("quinn"), { cursor: "5" }, volatileApp);
+      await waitFor(page, "rt:reset");
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBeNull();
+
+      volatileApp.cutStreams("quinn");
+      await waitFor(page, "rt:connected", 2);
+      const live = await volatile.publish({ userId: "quinn", type: "tick", detail: { n: 1 } });
+      await waitFor(page, "rt:tick");
+      const done = await volatile.publishGlobal({ type: "done", detail: {} });
+      await waitFor(page, "rt:done");
+
+      expect((await recorded(page)).map((e) => e.type)).toEqual([
+        "rt:connected",
+        "rt:reset",
+        "rt:disconnected",
+        "rt:connected",
+        "rt:tick",
+        "rt:done",
+      ]);
+      expect((await recorded(page)).find((e) => e.type === "rt:reset")?.detail).toEqual({
+        reason: "storage-off",
+      });
+      expect(await appEvents(page)).toEqual([heard(live), heard(done)]);
+      expect(
+        volatileApp
+          .requestsOf("quinn")
+          .map((r) => [r.url.searchParams.get("lastEventId"), r.lastEventIdHeader]),
+      ).toEqual([
+        ["5", undefined],
+        [null, undefined],
+      ]);
+    });
+
     test("C10 after two cuts in a row the client still resumes from the last id it saw, with no duplicate", async () => {
       const page = await openPage(await contextAs("frank"));
       const e1 = await realtime.publish({ userId: "frank", type: "tick", detail: { n: 1 } });
@@ -554,7 +650,8 @@ describe.skipIf(!HAS_CHROMIUM)(
     test("event: reset fires rt:reset with its reason, and ids from before it no longer count as seen", async () => {
       const page = await openPage(await contextAs("nina"), { auto: "false" });
       app.script(sse.connected() + sse.event("7", "tick", { n: 1 }), {
-        hold: sse.connected() + sse.reset("the last event id is unknown") + sse.event("7", "tick", { n: 2 }),
+        hold:
+          sse.connected() + sse.reset("the last event id is unknown", "") + sse.event("7", "tick", { n: 2 }),
       });
       await connectIn(page, { url: "/scripted/events", retryBaseMs: 50 });
       await waitFor(page, "rt:tick", 2);
@@ -566,6 +663,25 @@ describe.skipIf(!HAS_CHROMIUM)(
         { type: "rt:reset", detail: { reason: "the last event id is unknown" }, custom: true },
         { type: "rt:tick", detail: { n: 2 }, id: "7", scope: "global", custom: true },
       ]);
+    });
+
+    test("the id: line of event: reset becomes the cursor; an empty one means none", async () => {
+      const page = await openPage(await contextAs("nils"), { auto: "false" });
+      app.script(
+        sse.connected() + sse.reset("unknown-id", "40"),
+        sse.connected() + sse.reset("storage-off", ""),
+        { hold: sse.connected() },
+      );
+      await connectIn(page, { url: "/scripted/events", lastEventId: "999", retryBaseMs: 50 });
+      await waitFor(page, "rt:connected", 3);
+
+      expect(app.scriptedRequests.map((url) => url.searchParams.get("lastEventId"))).toEqual([
+        "999",
+        "40",
+        null,
+      ]);
+      expect(await countOf(page, "rt:reset")).toBe(2);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBeNull();
     });
 
     test("a stream request that is never answered is abandoned after heartbeatTimeoutMs and retried", async () => {
@@ -601,26 +717,60 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(await appEvents(page)).toEqual([heard(e1), heard(lost), heard(e3), heard(done)]);
     });
 
-    test("C33 once heartbeats are visible (event: ping), a stream silent for heartbeatTimeoutMs is replaced", async () => {
-      const page = await openPage(await contextAs("olga"), { auto: "false" });
-      app.script(
-        { hold: sse.connected() + sse.ping() + sse.event("1", "tick", { n: 1 }) },
-        { hold: sse.connected() + sse.event("2", "tick", { n: 2 }) },
-      );
-      await connectIn(page, { url: "/scripted/events", heartbeatTimeoutMs: 300, retryBaseMs: 50 });
-      await waitFor(page, "rt:tick", 2);
+    test("C33 in a visible tab, a stalled stream is noticed by its missing heartbeats within heartbeatTimeoutMs and resumed from the last id", async () => {
+      const timeoutMs = 1_200;
+      const page = await openPage(await contextAs("uma"), { auto: "false" }, heartbeatingApp);
+      await connectIn(page, { heartbeatTimeoutMs: timeoutMs, retryBaseMs: 100 });
+      await waitFor(page, "rt:connected");
+      const e1 = await heartbeating.publish({ userId: "uma", type: "tick", detail: { n: 1 } });
+      await waitFor(page, "rt:tick");
+      // The server's heartbeats reach the page as `ping` events; from the first one the client watches.
+      await page.waitForFunction(() => window.__pings > 0, undefined, { timeout: 15_000 });
 
-      expect(app.scriptedRequests.map((url) => url.searchParams.get("lastEventId"))).toEqual([null, "1"]);
-      expect((await recorded(page)).map((e) => e.type)).toEqual([
+      heartbeatingApp.stallStreams("uma");
+      const stalledAt = Date.now();
+      const lost = await heartbeating.publish({ userId: "uma", type: "tick", detail: { n: 2 } });
+      await waitFor(page, "rt:connected", 2);
+
+      const [, reconnect, ...more] = heartbeatingApp.requestsOf("uma");
+      expect(more).toEqual([]);
+      expect(reconnect?.url.searchParams.get("lastEventId")).toBe(e1.id);
+      // Silence counts from the last message, which came before the stall; the reconnect adds a backoff
+      // under 100 ms, and the rest is slack for a loaded machine.
+      expect((reconnect?.at ?? Number.POSITIVE_INFINITY) - stalledAt).toBeLessThan(timeoutMs + 1_000);
+
+      const e3 = await heartbeating.publish({ userId: "uma", type: "tick", detail: { n: 3 } });
+      await waitFor(page, "rt:tick", 3);
+      const done = await heartbeating.publishGlobal({ type: "done", detail: {} });
+      await waitFor(page, "rt:done");
+      expect(await appEvents(page)).toEqual([heard(e1), heard(lost), heard(e3), heard(done)]);
+      expect((await recorded(page)).map((e) => e.type).filter((t) => STATE_EVENTS.has(t))).toEqual([
         "rt:connected",
-        "rt:tick",
         "rt:disconnected",
         "rt:connected",
-        "rt:tick",
       ]);
+      // Nothing here touched the page's visibility: the watchdog alone noticed.
+      expect(await page.evaluate(() => document.visibilityState)).toBe("visible");
     });
 
-    test("an idle healthy stream is not cut by the watchdog (heartbeats are comments EventSource never sees)", async () => {
+    test("C02 a healthy idle stream is kept by its heartbeats: never cut in 3 × heartbeatTimeoutMs", async () => {
+      const timeoutMs = 1_200;
+      const page = await openPage(await contextAs("vera"), { auto: "false" }, heartbeatingApp);
+      await connectIn(page, { heartbeatTimeoutMs: timeoutMs, retryBaseMs: 100 });
+      await waitFor(page, "rt:connected");
+      await page.waitForFunction(() => window.__pings > 0, undefined, { timeout: 15_000 });
+      const pingsBefore = await page.evaluate(() => window.__pings);
+
+      // An absence: nothing to wait for but the time itself.
+      await new Promise((resolve) => setTimeout(resolve, 3 * timeoutMs));
+      expect(heartbeatingApp.requestsOf("vera")).toHaveLength(1);
+      expect(await countOf(page, "rt:disconnected")).toBe(0);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.connected)).toBe(true);
+      // Heartbeats did arrive all along (one at least every 300 ms).
+      expect((await page.evaluate(() => window.__pings)) - pingsBefore).toBeGreaterThanOrEqual(6);
+    });
+
+    test("an idle stream is not cut before its first visible heartbeat (heartbeatTimeoutMs below the server's heartbeatMs)", async () => {
       const page = await openPage(await contextAs("kim"), { auto: "false" });
       await connectIn(page, { heartbeatTimeoutMs: 300 });
       await waitFor(page, "rt:connected");

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,6 +7,9 @@ import { databaseUrl, freshSchema } from "./support/database.js";
 
 // The built CLI, as `npx pgrealtime` runs it from an installed package.
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const PACKAGE = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
 
 interface Run {
   code: number | null;
@@ -133,6 +137,65 @@ describe("pgrealtime CLI", () => {
       expect(run.stdout).toContain("Usage: pgrealtime");
       expect(run.stdout).toContain("migrate");
     }
+  });
+
+  it("--version and -v print the package version and exit 0, without a database", async () => {
+    for (const flag of ["--version", "-v"]) {
+      const run = await cli([flag], { DATABASE_URL: undefined });
+      expect(run).toEqual({ code: 0, stdout: `${PACKAGE.version}\n`, stderr: "" });
+    }
+  });
+
+  it("exits 2 with the usage for an unknown option, and touches no database", async () => {
+    const schema = freshSchema("cli_badopt");
+    for (const args of [
+      ["migrate", "--dry-rnu", "--schema", schema],
+      ["--frobnicate"],
+      ["migrate", "-x", "--schema", schema],
+    ]) {
+      const run = await cli(args);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/^pgrealtime: Unknown option '(--dry-rnu|--frobnicate|-x)'/);
+      expect(run.stderr).toContain("Usage: pgrealtime");
+      expect(run.stdout).toBe("");
+    }
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it("exits 2 with the usage for an option missing its value", async () => {
+    const run = await cli(["migrate", "--schema"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("--schema");
+    expect(run.stderr).toContain("Usage: pgrealtime");
+    expect(run.stdout).toBe("");
+  });
+
+  it("exits 2 naming DATABASE_URL when it is not a PostgreSQL URL, without echoing it", async () => {
+    const schema = freshSchema("cli_badurl");
+    for (const value of [
+      "not a url",
+      "host=localhost dbname=app password=hunter2",
+      "localhost:5432/app",
+      "app:hunter2@localhost/app",
+      "http://app:hunter2@localhost/app",
+    ]) {
+      const run = await cli(["migrate", "--schema", schema], { DATABASE_URL: value });
+      expect(run.code, value).toBe(2);
+      expect(run.stderr).toMatch(/^pgrealtime: DATABASE_URL is not a PostgreSQL connection URL/);
+      expect(run.stderr).toContain("postgres://");
+      expect(run.stderr).not.toContain("hunter2");
+      expect(run.stdout).toBe("");
+    }
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it("accepts the postgresql:// scheme as well as postgres://", async () => {
+    const url = new URL(databaseUrl());
+    const run = await cli(["migrate", "--dry-run", "--schema", freshSchema("cli_scheme")], {
+      DATABASE_URL: `postgresql:${url.href.slice(url.protocol.length)}`,
+    });
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toContain("CREATE TABLE");
   });
 
   it("exits non-zero with the cause when the database cannot be reached", async () => {

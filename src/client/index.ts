@@ -47,11 +47,14 @@ export interface ConnectOptions {
    */
   lastEventId?: string | number | null;
   /**
-   * Milliseconds without any message after which the stream is presumed dead and reopened. It bounds the
-   * wait for the server's `connected` event on every attempt; on an open stream it applies only once the
-   * server has shown it sends visible heartbeats (a named `ping` event), since SSE comment lines never
-   * reach `EventSource` and an idle healthy stream must not be cut. When the page becomes visible again
-   * after being hidden at least this long with nothing received, the stream is reopened too.
+   * Milliseconds without any message after which the stream is presumed dead and reopened, resuming
+   * from the last id. It bounds the wait for the server's `connected` event on every attempt. On an open
+   * stream it applies from the first heartbeat the page sees: the server pings (`event: ping`) so
+   * that no stream stays silent longer than its `heartbeatMs` (default 15000); keep this well above
+   * that. Until a stream has shown a heartbeat, silence alone does not cut it (a server whose
+   * heartbeats are comment lines, which `EventSource` never shows, is not mistaken for a dead one),
+   * except when the page becomes visible again after being hidden at least this long with nothing
+   * received. A page that becomes visible checks at once, since timers of hidden tabs are throttled.
    * `null` or `0` disables all of this. Default `45000`.
    */
   heartbeatTimeoutMs?: number | null;
@@ -72,7 +75,10 @@ export interface RealtimeConnection {
    * gone. Dispatches `rt:disconnected` if the stream was connected. Calling it again does nothing.
    */
   close(): void;
-  /** The id of the last event dispatched (or the starting cursor); sent as `?lastEventId=` on reconnect. */
+  /**
+   * The cursor sent as `?lastEventId=` on reconnect: the id of the last event dispatched, else the
+   * starting cursor; an `rt:reset` replaces it with the one the server sent (`null`: start live).
+   */
   readonly lastEventId: string | null;
   /** Whether the stream is open and the server has sent `connected`. */
   readonly connected: boolean;
@@ -95,6 +101,8 @@ const REMEMBERED_IDS = 1_000;
  * - `rt:connected` (detail `{ userId }`) and `rt:disconnected` (detail `null`) on each change of state:
  *   the client starts disconnected, so a refused first attempt fires nothing, and a refused retry no more;
  * - `rt:reset` (detail `{ reason }`) when the server cannot resume from the last id: reload the state.
+ *   The client then goes on from the cursor the server sent with it (none with storage off), so the next
+ *   reconnect resumes from there instead of being reset again.
  *
  * After any loss (network error, non-200 answer, missed heartbeats) it reconnects by itself, forever, with
  * capped exponential backoff and full jitter, resuming from the last id it dispatched; an id already
@@ -239,6 +247,9 @@ export function connect(options: ConnectOptions = {}): RealtimeConnection {
     // The server could not resume from our cursor, so the ids we remember may belong to another history
     // (a recreated table restarts at 1); keeping them could drop new events.
     dispatched.clear();
+    // The reset's `id:` line is the cursor to continue from (the newest event when it was sent); an empty
+    // one, as with storage off, means none. Keeping the old cursor would get a reset on every reconnect.
+    lastEventId = event.lastEventId || null;
     const data = parseJson(event.data);
     const reason = isObject(data) && typeof data.reason === "string" ? data.reason : "unknown";
     emit("reset", { reason });
