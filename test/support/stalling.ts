@@ -1,6 +1,9 @@
 import net from "node:net";
 
-/** A raw-socket SSE reader that can stop reading, as a suspended tab or a stuck proxy does. */
+/**
+ * A raw-socket SSE reader that can stop reading, as a suspended tab or a stuck proxy does. Resolves
+ * once the server has registered the stream (its `connected` event arrived).
+ */
 export async function stallingReader(
   baseUrl: string,
   user: string | null,
@@ -23,17 +26,27 @@ export async function stallingReader(
     for (const waiter of [...waiters]) waiter();
   });
   socket.on("error", () => {});
+
+  /** Waits until the received text holds `needle`; fails after `timeoutMs`. */
+  const waitFor = (needle: string, timeoutMs = 15_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`the stalling reader did not receive ${JSON.stringify(needle)} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      const check = () => {
+        if (!text.includes(needle)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+
+  await waitFor("event: connected\n");
   return {
-    seen: (id: string) =>
-      new Promise<void>((resolve) => {
-        const check = () => {
-          if (!text.includes(`\nid: ${id}\n`)) return;
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-        check();
-      }),
+    seen: (id: string) => waitFor(`\nid: ${id}\n`),
     pause: () => socket.pause(),
     destroy: () => socket.destroy(),
   };
