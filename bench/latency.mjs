@@ -5,6 +5,8 @@ import { performance } from "node:perf_hooks";
 import pg from "pg";
 import { createRealtime } from "pgrealtime";
 import { toNodeHandler } from "pgrealtime/node";
+import { Server as SocketIoServer } from "socket.io";
+import { io as socketIoClient } from "socket.io-client";
 import { createDatabase, dropDatabase, startPostgres } from "../scripts/postgres.mjs";
 
 const EVENTS = 2000;
@@ -67,6 +69,7 @@ async function run(connectionString) {
   rows.push([`publish → all of ${CONNECTIONS} SSE streams`, fanout]);
   for (const s of streams) s.close();
   agent.destroy();
+  rows.push([`Socket.IO emit → all of ${CONNECTIONS} sockets`, await socketIoFanout()]);
 
   // Throughput: concurrent publishers, each awaiting its own calls.
   const started = performance.now();
@@ -89,6 +92,42 @@ async function run(connectionString) {
   console.log(
     `publish throughput: ${Math.round(THROUGHPUT_EVENTS / seconds)} events/s (${PUBLISHERS} concurrent publishers, storage on)`,
   );
+}
+
+/**
+ * The same fan-out with Socket.IO over WebSocket, in memory: no database, no storage, no other process.
+ * What pgrealtime adds over it is the INSERT + NOTIFY round trip and the cross-process bus.
+ */
+async function socketIoFanout() {
+  const httpServer = http.createServer();
+  const io = new SocketIoServer(httpServer);
+  await new Promise((resolve) => httpServer.listen(0, "127.0.0.1", resolve));
+  const { port } = httpServer.address();
+  const sockets = await Promise.all(
+    Array.from(
+      { length: CONNECTIONS },
+      () =>
+        new Promise((resolve) => {
+          const socket = socketIoClient(`http://127.0.0.1:${port}`, {
+            transports: ["websocket"],
+            forceNew: true,
+          });
+          socket.on("connect", () => resolve(socket));
+        }),
+    ),
+  );
+  const samples = await sequential(FANOUT_EVENTS, async (i) => {
+    const all = Promise.all(
+      sockets.map(
+        (socket) => new Promise((resolve) => socket.once("fanout", (detail) => detail.n === i && resolve())),
+      ),
+    );
+    io.emit("fanout", { n: i });
+    await all;
+  });
+  for (const socket of sockets) socket.close();
+  io.close();
+  return samples;
 }
 
 async function sequential(count, step) {
