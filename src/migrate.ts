@@ -31,8 +31,14 @@ const MIGRATIONS: readonly Migration[] = [
 CREATE INDEX "events_user_id_id_idx" ON ${s}."events" (user_id, id) WHERE scope = 'user';
 CREATE INDEX "events_type_id_idx" ON ${s}."events" (type, id);
 CREATE INDEX "events_created_at_idx" ON ${s}."events" (created_at);
-CREATE INDEX "events_txid_idx" ON ${s}."events" (txid);
--- The greatest id ever deleted: a client resuming from below it may have missed a deleted event and
+CREATE INDEX "events_txid_idx" ON ${s}."events" (txid);`,
+  },
+  {
+    version: 2,
+    name: "pruned_through",
+    sql: (
+      s,
+    ) => `-- The greatest id ever deleted: a client resuming from below it may have missed a deleted event and
 -- gets a reset, while a gap of rolled-back ids before the first row is no reason for one.
 CREATE TABLE ${s}."state" (
   singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -41,7 +47,9 @@ CREATE TABLE ${s}."state" (
 INSERT INTO ${s}."state" DEFAULT VALUES;
 CREATE FUNCTION ${s}."record_pruned"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  UPDATE ${s}."state" SET pruned_through = GREATEST(pruned_through, (SELECT max(id) FROM deleted));
+  -- Only a delete that raises the mark writes the row, so deleting old rows stays cheap.
+  UPDATE ${s}."state" SET pruned_through = d.max_id
+    FROM (SELECT max(id) AS max_id FROM deleted) d WHERE d.max_id > pruned_through;
   RETURN NULL;
 END
 $$;
@@ -54,7 +62,8 @@ BEGIN
   RETURN NULL;
 END
 $$;
-CREATE TRIGGER "events_record_truncated" AFTER TRUNCATE ON ${s}."events"
+-- Before: TRUNCATE … RESTART IDENTITY resets the sequence, and its old value is the mark.
+CREATE TRIGGER "events_record_truncated" BEFORE TRUNCATE ON ${s}."events"
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_truncated"();`,
   },
 ];

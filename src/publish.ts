@@ -44,13 +44,15 @@ export function normalizeUserId(value: unknown, name = "userId"): string {
     throw new TypeError(`${name} must be a safe integer or a non-empty string, got the number ${value}`);
   }
   if (typeof value === "string") {
-    if (value.length === 0 || value.length > MAX_USER_ID_LENGTH) {
-      throw new TypeError(
-        `${name} must be a string of 1 to ${MAX_USER_ID_LENGTH} characters, got one of ${value.length}`,
-      );
-    }
     const problem = unstorable(value);
     if (problem) throw new TypeError(`${name} holds ${problem}`);
+    // Characters are code points: an emoji is one, though two UTF-16 units.
+    const length = value.length <= MAX_USER_ID_LENGTH ? value.length : [...value].length;
+    if (length === 0 || length > MAX_USER_ID_LENGTH) {
+      throw new TypeError(
+        `${name} must be a string of 1 to ${MAX_USER_ID_LENGTH} characters, got one of ${length}`,
+      );
+    }
     return value;
   }
   throw new TypeError(
@@ -181,7 +183,7 @@ export function prepareEvent(
     user = normalizeUserId(userId);
   } else if (scope === "system" && userId !== undefined && userId !== null) {
     user = normalizeUserId(userId);
-  } else if (scope === "global" && (input as { userId?: unknown }).userId !== undefined) {
+  } else if (scope === "global" && (input as { userId?: unknown }).userId != null) {
     // A userId here means the caller meant one user: sending it to everyone would leak it.
     throw new TypeError(
       "publishGlobal sends to every connection and takes no userId; use publish for one user",

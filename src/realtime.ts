@@ -243,7 +243,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       if (code === "42P01" || code === "3F000") {
         throw new RealtimeError(
           "MIGRATION_REQUIRED",
-          `pgrealtime: table ${store.table} does not exist; run \`npx pgrealtime migrate\` (or await realtime.migrate()) first`,
+          `pgrealtime: the tables in schema "${resolved.schema}" are missing or out of date (${(error as Error).message}); run \`npx pgrealtime migrate\` (or await realtime.migrate())`,
           { cause: error },
         );
       }
@@ -344,8 +344,10 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
         return listener.state;
       },
       on(name: "reconnect" | "error", fn: (error: unknown) => void) {
+        if (!Object.hasOwn(observers, name)) {
+          throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
+        }
         const set = observers[name];
-        if (!set) throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
         if (typeof fn !== "function") throw new TypeError(`on("${name}") takes a function`);
         set.add(fn);
         return () => {
@@ -362,6 +364,17 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
       },
       handler: createFetchHandler(host),
       scriptTag(tagOptions) {
+        for (const key of Object.keys(tagOptions ?? {})) {
+          if (key !== "lastEventId" && key !== "autoConnect") {
+            throw new TypeError(
+              `scriptTag: unknown option "${key}"; the options are lastEventId, autoConnect`,
+            );
+          }
+        }
+        const autoConnect = tagOptions?.autoConnect;
+        if (autoConnect !== undefined && typeof autoConnect !== "boolean") {
+          throw new TypeError("scriptTag: autoConnect must be true or false");
+        }
         let attributes = `src="${resolved.basePath}/client.js" defer`;
         const lastEventId = tagOptions?.lastEventId;
         if (lastEventId !== undefined && lastEventId !== null) {
@@ -371,7 +384,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
           }
           attributes += ` data-last-event-id="${lastEventId}"`;
         }
-        if (tagOptions?.autoConnect === false) attributes += ` data-auto-connect="false"`;
+        if (autoConnect === false) attributes += ` data-auto-connect="false"`;
         return `<script ${attributes}></script>`;
       },
       async migrate(migrateOptions) {

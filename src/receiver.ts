@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
-import { copyEvent } from "./router.js";
+import { checkHookResult, copyEvent } from "./router.js";
 import type { Cursor, Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
@@ -8,7 +8,7 @@ import type { Logger, RealtimeEvent } from "./types.js";
 const PAGE_SIZE = 500;
 /** Ids remembered to drop duplicates between catch-up and live notifications. */
 const RECENT_IDS = 10_000;
-/** A sync whose notification never comes (the LISTEN connection was down) gives up after this. */
+/** A sync whose notification never comes (the LISTEN connection was down) gives up after this, once idle. */
 const SYNC_TIMEOUT_MS = 30_000;
 /** Notifications of this prefix mark a point in the notification stream; never events. */
 const SYNC_PREFIX = '{"sync":';
@@ -75,8 +75,12 @@ export class Receiver {
         this.syncs.delete(nonce);
         resolve();
       };
-      const timer = setTimeout(done, SYNC_TIMEOUT_MS);
-      timer.unref();
+      // Still working through notifications: the marker may be behind them; wait on.
+      const expire = () => {
+        if (this.draining && !this.closed) timer = setTimeout(expire, SYNC_TIMEOUT_MS).unref();
+        else done();
+      };
+      let timer = setTimeout(expire, SYNC_TIMEOUT_MS).unref();
       this.syncs.set(nonce, done);
       this.options.store.notify(this.options.pool, `${SYNC_PREFIX}"${nonce}"}`).catch(done);
     });
@@ -150,7 +154,11 @@ export class Receiver {
 
   private async catchUp(): Promise<void> {
     const { store, pool } = this.options;
-    const from = this.lastLiveId === null ? this.cursor : await store.cursorAt(pool, BigInt(this.lastLiveId));
+    let from = this.lastLiveId === null ? this.cursor : await store.cursorAt(pool, BigInt(this.lastLiveId));
+    if (!from && this.lastLiveId !== null) {
+      // The last event's row (and every row below it) was deleted meanwhile: all that is left is newer.
+      from = { id: this.lastLiveId, snapshot: null, txid: null };
+    }
     if (!from) {
       this.options.reset("listener-reconnected");
       this.cursor = await store.currentCursor(pool);
@@ -197,7 +205,13 @@ export class Receiver {
         return;
       }
     }
-    if (accepted) this.options.route(accepted);
+    if (accepted === event) {
+      this.options.route(event);
+    } else if (accepted) {
+      const checked = checkHookResult(event, accepted, "onReceive", this.options.logger);
+      // Routed events are frozen: a copy, so that objects of the application's own stay its own.
+      if (checked) this.options.route(copyEvent(checked));
+    }
   }
 
   private parse(payload: string): RealtimeEvent | null {

@@ -1,5 +1,5 @@
 import type { Pool } from "pg";
-import { copyEvent } from "./router.js";
+import { checkHookResult, copyEvent, mayReceive } from "./router.js";
 import { type Connection, namedFrame } from "./sse.js";
 import type { Audience, Cursor, Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
@@ -7,6 +7,35 @@ import type { Logger, RealtimeEvent } from "./types.js";
 /** Rows per replay query; writes are paced by the reader, so memory stays bounded. */
 const PAGE_SIZE = 500;
 const MAX_EVENT_ID = 2n ** 63n - 1n;
+/**
+ * Replay queries in flight at once, per process: a reconnect storm of many resuming clients queues here
+ * instead of taking every pooled connection from the application's own queries.
+ */
+const QUERY_SLOTS = 2;
+
+/** A counting semaphore: at most `slots` tasks run at once, the rest wait in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(slots: number) {
+    this.free = slots;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
+const queries = new Slots(QUERY_SLOTS);
 
 /** Why a stream could not resume, as sent in `event: reset`. */
 export type ResetReason =
@@ -72,7 +101,7 @@ async function replayBacklog(
   // An empty id line clears the client's cursor: without storage there is nothing to resume from.
   if (!options.storage) return { reason: "storage-off", cursor: "" };
   const { store, pool } = options;
-  const bounds = await store.bounds(pool);
+  const bounds = await queries.run(() => store.bounds(pool));
   const newest = bounds.max !== null && bounds.max > bounds.prunedThrough ? bounds.max : bounds.prunedThrough;
   const reset = (reason: ResetReason) => ({ reason, cursor: newest.toString() });
   // Parsed and range-checked here, so SQL only ever sees a valid bigint.
@@ -84,26 +113,56 @@ async function replayBacklog(
   let cursor: Cursor | null;
   if (bounds.min === null || last < bounds.min) {
     // Nothing stored at or below the cursor (ids before the first row were rolled back): all of it is new.
-    cursor = { id: lastEventId, snapshot: null };
+    cursor = { id: lastEventId, snapshot: null, txid: null };
   } else {
-    cursor = await store.cursorAt(pool, last);
+    cursor = await queries.run(() => store.cursorAt(pool, last));
     if (!cursor) return reset("pruned");
   }
   const audience: Audience = { userId: connection.userId };
-  if ((await store.backlogSize(pool, cursor, audience, options.maxReplay)) > options.maxReplay) {
+  if (
+    (await queries.run(() => store.backlogSize(pool, cursor, audience, options.maxReplay))) >
+    options.maxReplay
+  ) {
     return reset("backlog-too-large");
   }
   let after = "-1";
   for (;;) {
-    const page = await store.backlogPage(pool, cursor, audience, after, PAGE_SIZE);
+    const page = await queries.run(() => store.backlogPage(pool, cursor, audience, after, PAGE_SIZE));
+    // Rows deleted since the replay began may include some this client has not been sent yet.
+    const { prunedThrough } = await queries.run(() => store.bounds(pool));
+    if (prunedThrough > last && prunedThrough > BigInt(after)) return reset("pruned");
     for (const row of page) {
-      const event = options.onReceive ? await receive(row, options) : row;
-      const frame = event && options.frameFor(event, connection);
+      const frame = await frameOf(row, connection, options);
       if (frame && !(await connection.replay(row.id, frame, options.stallMs))) return null;
     }
     const lastRow = page.at(-1);
     if (!lastRow || page.length < PAGE_SIZE) return null;
     after = lastRow.id;
+  }
+}
+
+/**
+ * One replayed row as this connection's frame: through `onReceive` (checked, and routed by the same rule
+ * as live events) and `beforeSend`. A row that fails is logged and skipped, not the whole replay.
+ */
+async function frameOf(
+  row: RealtimeEvent,
+  connection: Connection,
+  options: ReplayOptions,
+): Promise<Uint8Array | null> {
+  try {
+    let event: RealtimeEvent | null = row;
+    if (options.onReceive) {
+      const result = await receive(row, options);
+      event = result && checkHookResult(row, result, "onReceive", options.logger);
+    }
+    return event && mayReceive(event, connection.userId) ? options.frameFor(event, connection) : null;
+  } catch (error) {
+    options.logger.error(
+      { err: error, eventId: row.id },
+      "pgrealtime: a replayed event could not be sent; skipped",
+    );
+    return null;
   }
 }
 

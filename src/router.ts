@@ -1,3 +1,4 @@
+import { normalizeUserId, serializeObject, validateType } from "./publish.js";
 import { type Connection, eventFrame } from "./sse.js";
 import type { Logger, RealtimeEvent, SendContext } from "./types.js";
 
@@ -77,11 +78,10 @@ export class Router {
         this.handlerFailed(error, event);
       }
     }
-    if (event.scope === "system") return;
     if (event.scope === "user") {
       const set = event.userId === null ? undefined : this.byUser.get(event.userId);
       if (set) this.send(event, set);
-    } else if (this.count > 0) {
+    } else if (event.scope === "global" && this.count > 0) {
       this.send(event, this.connections());
     }
   }
@@ -113,7 +113,9 @@ export class Router {
       if (isThenable(changed)) {
         throw new TypeError("beforeSend must return the event or null synchronously, not a Promise");
       }
-      return changed ? eventFrame(changed as RealtimeEvent) : null;
+      if (changed === null || changed === undefined) return null;
+      const checked = checkHookResult(event, changed, "beforeSend", this.logger);
+      return checked ? eventFrame(checked) : null;
     } catch (error) {
       this.logger.error(
         { err: error, eventId: event.id },
@@ -121,6 +123,55 @@ export class Router {
       );
       return null;
     }
+  }
+}
+
+/** Whether a connection of `userId` may receive `event`: the one routing rule, live and on replay. */
+export function mayReceive(event: RealtimeEvent, userId: string | null): boolean {
+  return (
+    event.scope === "global" || (event.scope === "user" && event.userId !== null && event.userId === userId)
+  );
+}
+
+/**
+ * What a hook (`onReceive`, `beforeSend`) returned, checked before it is routed or written: an event
+ * with the original id (the id is the client's cursor), a valid type, a known scope, a user id for a
+ * user event, and a JSON plain object as detail. Anything else is logged and the event dropped: failing
+ * closed, never sent to everyone or written as a broken frame.
+ */
+export function checkHookResult(
+  original: RealtimeEvent,
+  result: unknown,
+  hook: string,
+  logger: Logger,
+): RealtimeEvent | null {
+  try {
+    if (typeof result !== "object" || result === null || Array.isArray(result)) {
+      throw new TypeError("not an event object");
+    }
+    const event = result as Partial<RealtimeEvent>;
+    if (event.id !== original.id) throw new TypeError("an event with another id (ids cannot change)");
+    validateType(event.type);
+    if (event.scope !== "user" && event.scope !== "global" && event.scope !== "system") {
+      throw new TypeError(`the scope ${JSON.stringify(event.scope)} (not user, global or system)`);
+    }
+    const userId = event.userId === null || event.userId === undefined ? null : normalizeUserId(event.userId);
+    if (event.scope === "user" && userId === null) throw new TypeError("a user event without a userId");
+    serializeObject(event.detail, "detail");
+    return {
+      id: original.id,
+      type: event.type as string,
+      scope: event.scope,
+      userId,
+      detail: event.detail as RealtimeEvent["detail"],
+      createdAt: event.createdAt instanceof Date ? event.createdAt : original.createdAt,
+    };
+  } catch (error) {
+    logger.error(
+      { err: error, eventId: original.id },
+      `pgrealtime: ${hook} returned ${(error as Error).message}; event dropped`,
+    );
+    return null;
   }
 }
 

@@ -36,6 +36,8 @@ export interface Cursor {
    * `null` when only greater ids count (a reader starting from the beginning).
    */
   snapshot: string | null;
+  /** The transaction of the cursor's own row, when the reader has that row; `null` otherwise. */
+  txid: string | null;
 }
 
 /** Whose events a backlog holds: one connection's (its user's and global ones), or every scope. */
@@ -111,17 +113,22 @@ FROM e`;
    * `null` when no row is at or below `id`.
    */
   async cursorAt(db: Queryable, id: bigint): Promise<Cursor | null> {
-    const { rows } = await db.query<{ snapshot: string }>(
-      `SELECT snapshot::text AS snapshot FROM ${this.table} WHERE id <= $1 ORDER BY id DESC LIMIT 1`,
+    const { rows } = await db.query<{ id: string; snapshot: string; txid: string }>(
+      `SELECT id::text AS id, snapshot::text AS snapshot, txid::text AS txid FROM ${this.table}
+WHERE id <= $1 ORDER BY ${this.table}.id DESC LIMIT 1`,
       [id.toString()],
     );
-    return rows[0] ? { id: id.toString(), snapshot: rows[0].snapshot } : null;
+    const row = rows[0];
+    if (!row) return null;
+    // A transaction's own xid is not visible in its own snapshot; when the reader has this very row,
+    // it has the rows of its transaction below it too.
+    return { id: id.toString(), snapshot: row.snapshot, txid: row.id === id.toString() ? row.txid : null };
   }
 
   /** A cursor for "everything committed so far": the current snapshot, without an id. */
   async currentCursor(db: Queryable): Promise<Cursor> {
     const { rows } = await db.query<{ snapshot: string }>("SELECT pg_current_snapshot()::text AS snapshot");
-    return { id: null, snapshot: (rows[0] as { snapshot: string }).snapshot };
+    return { id: null, snapshot: (rows[0] as { snapshot: string }).snapshot, txid: null };
   }
 
   /**
@@ -165,18 +172,20 @@ WHERE ${where} AND id > $${values.length + 1}::bigint ORDER BY ${this.table}.id 
 
 /**
  * Rows that may have committed after the cursor: a greater id, or a transaction its snapshot did not
- * see (in progress then, or started later). The cursor's own row is excluded: its reader has it.
+ * see (in progress then, or started later), except the cursor's own transaction, whose rows below the
+ * cursor its reader has.
  */
 function backlogFilter(cursor: Cursor, audience: Audience): { where: string; values: unknown[] } {
-  const values: unknown[] = [cursor.id, cursor.snapshot];
+  const values: unknown[] = [cursor.id, cursor.snapshot, cursor.txid];
   let where = `(id > $1::bigint OR (txid >= pg_snapshot_xmin($2::pg_snapshot)
-    AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot) AND id IS DISTINCT FROM $1::bigint))`;
+    AND NOT pg_visible_in_snapshot(txid, $2::pg_snapshot) AND ($1::bigint IS NULL OR id < $1::bigint)
+    AND ($3::xid8 IS NULL OR txid <> $3::xid8)))`;
   if (audience !== "all") {
     if (audience.userId === null) {
       where += " AND scope = 'global'";
     } else {
       values.push(audience.userId);
-      where += " AND (scope = 'global' OR (scope = 'user' AND user_id = $3))";
+      where += " AND (scope = 'global' OR (scope = 'user' AND user_id = $4))";
     }
   }
   return { where, values };

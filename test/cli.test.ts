@@ -76,17 +76,17 @@ describe("pgrealtime CLI", () => {
     const schema = freshSchema("cli_apply");
     const first = await cli(["migrate", "--schema", schema]);
     expect(first).toMatchObject({ code: 0, stderr: "" });
-    expect(first.stdout).toMatch(/applied migrations 1\b/i);
+    expect(first.stdout).toMatch(/applied migrations 1, 2\b/i);
     const { rows } = await db.query<{ events: string | null }>("SELECT to_regclass($1)::text AS events", [
       `"${schema}"."events"`,
     ]);
     expect(rows[0]?.events).toBe(`${schema}.events`);
-    expect(await appliedVersions(schema)).toEqual([1]);
+    expect(await appliedVersions(schema)).toEqual([1, 2]);
 
     const second = await cli(["migrate", "--schema", schema]);
     expect(second).toMatchObject({ code: 0, stderr: "" });
     expect(second.stdout).toMatch(/up to date/i);
-    expect(await appliedVersions(schema)).toEqual([1]);
+    expect(await appliedVersions(schema)).toEqual([1, 2]);
 
     const dry = await cli(["migrate", "--dry-run", "--schema", schema]);
     expect(dry.code).toBe(0);
@@ -103,9 +103,9 @@ describe("pgrealtime CLI", () => {
     for (const run of runs) expect(run).toMatchObject({ code: 0, stderr: "" });
     // One of them applied; the other waited on the lock and found nothing left to do.
     const outputs = runs.map((run) => run.stdout.trim().toLowerCase()).sort();
-    expect(outputs[0]).toMatch(/^applied migrations 1\b/);
+    expect(outputs[0]).toMatch(/^applied migrations 1, 2\b/);
     expect(outputs[1]).toMatch(/^up to date/);
-    expect(await appliedVersions(schema)).toEqual([1]);
+    expect(await appliedVersions(schema)).toEqual([1, 2]);
   });
 
   it("exits 2 with the usage for an unknown command", async () => {

@@ -160,6 +160,48 @@ describe("the LISTEN connection", () => {
   });
 });
 
+describe("hook results", () => {
+  it("fail closed: an onReceive result without a scope, or with another id, is dropped, never broadcast", async () => {
+    const logger = recordingLogger();
+    const { realtime } = await migratedRealtime({
+      logger,
+      onReceive(event) {
+        if (event.type === "no_scope")
+          return { id: event.id, type: event.type, detail: event.detail } as never;
+        if (event.type === "new_id") return { ...event, id: "1\nevent: reset" };
+        if (event.type === "secret") return { ...event, scope: "system" };
+        return event;
+      },
+    });
+    const server = await serveRealtime(realtime);
+    const [alice, bob] = await Promise.all(
+      ["alice", "bob"].map((u) => SseClient.open(`${server.url}/realtime/events?user=${u}`)),
+    );
+    await Promise.all([alice?.next("connected"), bob?.next("connected")]);
+    await realtime.publish({ userId: "alice", type: "no_scope", detail: { text: "for alice only" } });
+    await realtime.publish({ userId: "alice", type: "new_id" });
+    const secret = await realtime.publish({ userId: "alice", type: "secret" });
+    const fence = await realtime.publishGlobal({ type: "fence" });
+    await alice?.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    await bob?.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    expect(alice?.events.map((e) => e.type)).toEqual(["fence"]);
+    expect(bob?.events.map((e) => e.type)).toEqual(["fence"]);
+    expect(logger.errors.map((args) => args[1])).toEqual([
+      expect.stringContaining("onReceive returned the scope undefined"),
+      expect.stringContaining("onReceive returned an event with another id"),
+    ]);
+    // The replay applies the same hook and the same routing: the system event stays on the server.
+    const resumed = await SseClient.open(`${server.url}/realtime/events?user=alice`, {
+      headers: { "Last-Event-ID": String(BigInt(secret.id) - 3n) },
+    });
+    await resumed.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    expect(resumed.events.map((e) => e.type)).toEqual(["fence"]);
+    for (const stream of [alice, bob, resumed]) stream?.close();
+    await realtime.close();
+    await server.close();
+  });
+});
+
 describe("the start-up probe", () => {
   it("does not mistake a slow connection to the server for a swallowed notification", {
     timeout: 30_000,

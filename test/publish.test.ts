@@ -129,6 +129,13 @@ describe("publish with storage", () => {
     expect(await rowCount(schema)).toBe(before);
   });
 
+  it("counts user id length in characters (an emoji is one), and takes publishGlobal's userId: null", async () => {
+    const emoji = "😀".repeat(150);
+    expect((await realtime.publish({ userId: emoji, type: "t" })).userId).toBe(emoji);
+    await expect(realtime.publish({ userId: "😀".repeat(201), type: "t" })).rejects.toThrow(/got one of 201/);
+    expect((await realtime.publishGlobal({ type: "t", userId: null } as never)).scope).toBe("global");
+  });
+
   it("C17 stores details of 7,999 / 8,000 / 8,001 ASCII bytes and 9,000 bytes of 3-byte text intact", async () => {
     const received: Array<{ id: string; detail: object }> = [];
     const unsubscribe = realtime.subscribe((event) => received.push(event));
@@ -267,6 +274,12 @@ describe("schema and lifecycle", () => {
     expect(() => realtime.subscribe(5 as never)).toThrow(/subscribe takes a function/);
     expect(() => realtime.on("error", 5 as never)).toThrow(/takes a function/);
     expect(() => realtime.on("nope" as never, () => {})).toThrow(/unknown event/);
+    expect(() => realtime.on("__proto__" as never, () => {})).toThrow(/unknown event/);
+    expect(() => realtime.scriptTag({ lastEventid: "1" } as never)).toThrow(/unknown option "lastEventid"/);
+    expect(() => realtime.scriptTag({ autoConnect: "false" } as never)).toThrow(/true or false/);
+    expect(() => toNodeHandler(realtime, { authenticat: () => 1 } as never)).toThrow(
+      /unknown option "authenticat"/,
+    );
     expect(typeof toNodeHandler(realtime, null)).toBe("function");
     expect(() => toNodeHandler({} as never)).toThrow(/createRealtime/);
     await realtime.close();

@@ -172,6 +172,32 @@ describe("resume", () => {
     await behindServer.close();
   });
 
+  it("does not re-send the rest of the cursor's own transaction", async () => {
+    const start = await realtime.publishGlobal({ type: "before_tx" });
+    const client = await db.connect();
+    const inTx = [];
+    try {
+      await client.query("BEGIN");
+      for (let i = 0; i < 30; i++)
+        inTx.push(await realtime.publishGlobal({ type: "in_tx", detail: { i } }, { client }));
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    const last = inTx.at(-1)?.id ?? "";
+    const fromLast = await resumeAt(server, last);
+    clients.push(fromLast);
+    const fence = await realtime.publishGlobal({ type: "fence" });
+    await fromLast.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    expect(ids(fromLast.events)).toEqual([fence.id]);
+    // From the middle of the transaction: only what follows it.
+    const fromMiddle = await resumeAt(server, inTx[14]?.id ?? "");
+    clients.push(fromMiddle);
+    await fromMiddle.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
+    expect(ids(fromMiddle.events)).toEqual([...ids(inTx.slice(15)), fence.id]);
+    expect(start.id).toBeTruthy();
+  });
+
   it("drops readers that stall during a replay without holding a database connection", async () => {
     const pool = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
     const { realtime: small, schema: smallSchema } = await migratedRealtime({

@@ -35,6 +35,10 @@ export function toNodeHandler<Events extends EventMap>(
   options: NodeHandlerOptions | null = {},
 ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void {
   const host = streamHostOf(realtime);
+  for (const key of Object.keys(options ?? {})) {
+    if (key !== "authenticate")
+      throw new TypeError(`toNodeHandler: unknown option "${key}"; the option is authenticate`);
+  }
   const own = options?.authenticate;
   if (own !== undefined && typeof own !== "function") {
     throw new TypeError("toNodeHandler: authenticate must be a function (req) => userId | null");
