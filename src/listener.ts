@@ -4,9 +4,16 @@ import { RealtimeError } from "./errors.js";
 import { quoteIdent } from "./store.js";
 import type { ListenerState, Logger } from "./types.js";
 
-/** Reconnect delays: full jitter over a doubling ceiling, capped, reset after each success. */
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_CAP_MS = 5_000;
+
+/**
+ * The wait (ms) before retry number `attempt` (0-based): full jitter below a ceiling that doubles from
+ * 100 ms and is capped at 5 s. Callers reset `attempt` after a success.
+ */
+export function backoffDelay(attempt: number): number {
+  return Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
+}
 /** How long a connection attempt may take before it counts as failed (and is retried). */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** How long the start-up probe waits for its own notification, once sent. */
@@ -217,8 +224,7 @@ export class Listener {
     (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     if (this.client !== client || this.state === "closed") return;
     this.client = undefined;
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-    const delay = Math.floor(Math.random() * ceiling);
+    const delay = backoffDelay(this.attempt);
     this.attempt++;
     this.setState("reconnecting", error);
     this.options.logger.warn(

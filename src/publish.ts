@@ -60,6 +60,13 @@ export function normalizeUserId(value: unknown, name = "userId"): string {
   );
 }
 
+const MAX_EVENT_ID = 2n ** 63n - 1n;
+
+/** Whether `value` is a stored event id as a client sends it back: decimal digits, within bigint. */
+export function isEventId(value: string): boolean {
+  return /^[0-9]{1,19}$/.test(value) && BigInt(value) <= MAX_EVENT_ID;
+}
+
 /**
  * Checks an event type against SPEC's pattern and the reserved names.
  *

@@ -4,7 +4,7 @@ import { attachStreamHost, createFetchHandler, type StreamHost } from "./http.js
 import { Listener } from "./listener.js";
 import { type MigrateResult, migrate } from "./migrate.js";
 import { resolveOptions } from "./options.js";
-import { ephemeralPayload, type PreparedEvent, prepareEvent } from "./publish.js";
+import { ephemeralPayload, isEventId, type PreparedEvent, prepareEvent } from "./publish.js";
 import { Receiver } from "./receiver.js";
 import { replay } from "./replay.js";
 import { type BeforeSend, isThenable, Router } from "./router.js";
@@ -379,7 +379,7 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
         const lastEventId = tagOptions?.lastEventId;
         if (lastEventId !== undefined && lastEventId !== null) {
           // Validated, so it needs no HTML escaping: digits only, and a bigint.
-          if (!/^[0-9]{1,19}$/.test(lastEventId) || BigInt(lastEventId) > 2n ** 63n - 1n) {
+          if (!isEventId(lastEventId)) {
             throw new TypeError(`lastEventId must be a decimal event id, got ${JSON.stringify(lastEventId)}`);
           }
           attributes += ` data-last-event-id="${lastEventId}"`;

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Pool } from "pg";
-import { checkHookResult, copyEvent } from "./router.js";
+import { backoffDelay } from "./listener.js";
+import { receive } from "./router.js";
 import type { Cursor, Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
@@ -12,8 +13,6 @@ const RECENT_IDS = 10_000;
 const SYNC_TIMEOUT_MS = 30_000;
 /** Notifications of this prefix mark a point in the notification stream; never events. */
 const SYNC_PREFIX = '{"sync":';
-const RETRY_BASE_MS = 100;
-const RETRY_CAP_MS = 5_000;
 
 export interface ReceiverOptions {
   store: Store;
@@ -147,7 +146,7 @@ export class Receiver {
         // A newer attempt is queued when the connection dropped again; it will catch up instead.
         if (this.inbox.some((item) => "attempt" in item)) return;
         this.options.logger.warn({ err: error, attempt }, "pgrealtime: catch-up failed; retrying");
-        await this.sleep(Math.floor(Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt)));
+        await this.sleep(backoffDelay(attempt));
       }
     }
   }
@@ -193,25 +192,9 @@ export class Receiver {
       this.recent.add(event.id);
       if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value as string);
     }
-    let accepted: RealtimeEvent | null = event;
-    if (this.options.onReceive) {
-      try {
-        accepted = await this.options.onReceive(copyEvent(event));
-      } catch (error) {
-        this.options.logger.error(
-          { err: error, eventId: event.id },
-          "pgrealtime: onReceive threw; event dropped in this process",
-        );
-        return;
-      }
-    }
-    if (accepted === event) {
-      this.options.route(event);
-    } else if (accepted) {
-      const checked = checkHookResult(event, accepted, "onReceive", this.options.logger);
-      // Routed events are frozen: a copy, so that objects of the application's own stay its own.
-      if (checked) this.options.route(copyEvent(checked));
-    }
+    const { onReceive, logger } = this.options;
+    const accepted = onReceive ? await receive(event, onReceive, logger) : event;
+    if (accepted) this.options.route(accepted);
   }
 
   private parse(payload: string): RealtimeEvent | null {

@@ -1,12 +1,12 @@
 import type { Pool } from "pg";
-import { checkHookResult, copyEvent, mayReceive } from "./router.js";
+import { isEventId } from "./publish.js";
+import { mayReceive, receive } from "./router.js";
 import { type Connection, namedFrame } from "./sse.js";
 import type { Audience, Cursor, Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
 /** Rows per replay query; writes are paced by the reader, so memory stays bounded. */
 const PAGE_SIZE = 500;
-const MAX_EVENT_ID = 2n ** 63n - 1n;
 /**
  * Replay queries in flight at once, per process: a reconnect storm of many resuming clients queues here
  * instead of taking every pooled connection from the application's own queries.
@@ -83,7 +83,7 @@ export async function replay(
     // The client is told, rather than left believing it caught up; it keeps its cursor (sent back as
     // the id) so a later reconnect can try again, and reloads its state meanwhile.
     options.logger.error({ err: error, lastEventId }, "pgrealtime: replay failed; sent reset");
-    const keep = /^[0-9]{1,19}$/.test(lastEventId) ? lastEventId : undefined;
+    const keep = isEventId(lastEventId) ? lastEventId : undefined;
     connection.send(namedFrame("reset", { reason: "replay-failed" }, keep));
   } finally {
     connection.resume();
@@ -105,7 +105,7 @@ async function replayBacklog(
   const newest = bounds.max !== null && bounds.max > bounds.prunedThrough ? bounds.max : bounds.prunedThrough;
   const reset = (reason: ResetReason) => ({ reason, cursor: newest.toString() });
   // Parsed and range-checked here, so SQL only ever sees a valid bigint.
-  if (!/^[0-9]{1,19}$/.test(lastEventId) || BigInt(lastEventId) > MAX_EVENT_ID) return reset("malformed-id");
+  if (!isEventId(lastEventId)) return reset("malformed-id");
   const last = BigInt(lastEventId);
   if (last > newest) return reset("unknown-id");
   // A deleted event above the cursor may never have reached this client.
@@ -129,7 +129,7 @@ async function replayBacklog(
   for (;;) {
     const page = await queries.run(() => store.backlogPage(pool, cursor, audience, after, PAGE_SIZE));
     // Rows deleted since the replay began may include some this client has not been sent yet.
-    const { prunedThrough } = await queries.run(() => store.bounds(pool));
+    const prunedThrough = await queries.run(() => store.prunedThrough(pool));
     if (prunedThrough > last && prunedThrough > BigInt(after)) return reset("pruned");
     for (const row of page) {
       const frame = await frameOf(row, connection, options);
@@ -151,26 +151,13 @@ async function frameOf(
   options: ReplayOptions,
 ): Promise<Uint8Array | null> {
   try {
-    let event: RealtimeEvent | null = row;
-    if (options.onReceive) {
-      const result = await receive(row, options);
-      event = result && checkHookResult(row, result, "onReceive", options.logger);
-    }
+    const event = options.onReceive ? await receive(row, options.onReceive, options.logger) : row;
     return event && mayReceive(event, connection.userId) ? options.frameFor(event, connection) : null;
   } catch (error) {
     options.logger.error(
       { err: error, eventId: row.id },
       "pgrealtime: a replayed event could not be sent; skipped",
     );
-    return null;
-  }
-}
-
-async function receive(event: RealtimeEvent, options: ReplayOptions): Promise<RealtimeEvent | null> {
-  try {
-    return await (options.onReceive as NonNullable<ReplayOptions["onReceive"]>)(copyEvent(event));
-  } catch (error) {
-    options.logger.error({ err: error, eventId: event.id }, "pgrealtime: onReceive threw; event dropped");
     return null;
   }
 }

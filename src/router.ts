@@ -175,6 +175,31 @@ export function checkHookResult(
   }
 }
 
+/**
+ * Runs `onReceive` on a copy of `event` and checks what it returned ({@link checkHookResult}); a throw
+ * or a bad result is logged and gives `null` (the event is dropped). The result is a copy of its own:
+ * routed events are frozen, and objects of the application's stay its own.
+ */
+export async function receive(
+  event: RealtimeEvent,
+  onReceive: (event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>,
+  logger: Logger,
+): Promise<RealtimeEvent | null> {
+  let result: unknown;
+  try {
+    result = await onReceive(copyEvent(event));
+  } catch (error) {
+    logger.error(
+      { err: error, eventId: event.id },
+      "pgrealtime: onReceive threw; event dropped in this process",
+    );
+    return null;
+  }
+  if (result === null || result === undefined) return null;
+  const checked = checkHookResult(event, result, "onReceive", logger);
+  return checked && copyEvent(checked);
+}
+
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === "function";
 }

@@ -107,6 +107,14 @@ FROM e`;
     };
   }
 
+  /** The greatest id ever deleted (0 when none was). */
+  async prunedThrough(db: Queryable): Promise<bigint> {
+    const { rows } = await db.query<{ pruned: string }>(
+      `SELECT pruned_through::text AS pruned FROM ${quoteIdent(this.schema)}."state"`,
+    );
+    return BigInt(rows[0]?.pruned ?? "0");
+  }
+
   /**
    * The cursor of a reader whose last event is `id`: that row's snapshot, or, when the row does not
    * exist (an identity gap), the snapshot of the nearest row below, which is older and so covers more.
