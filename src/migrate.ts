@@ -66,6 +66,22 @@ $$;
 CREATE TRIGGER "events_record_truncated" BEFORE TRUNCATE ON ${s}."events"
   FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_truncated"();`,
   },
+  {
+    version: 3,
+    name: "controls",
+    sql: (
+      s,
+    ) => `-- Commands between processes (disconnectUser): read by every process with the same snapshot rules as
+-- events, so a command is ordered with the events around it.
+CREATE TABLE ${s}."controls" (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('disconnect')),
+  user_id text NOT NULL,
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX "controls_txid_idx" ON ${s}."controls" (txid);`,
+  },
 ];
 
 /** What {@link migrate} did or, with `dryRun`, would do. */

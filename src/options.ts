@@ -2,6 +2,7 @@ import type { Logger, RealtimeOptions } from "./types.js";
 
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
 const BASE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)*$/;
+const MIN_SECRET_BYTES = 32;
 
 /** Warnings and errors to the console; debug and info dropped. */
 export const consoleLogger: Logger = {
@@ -11,64 +12,112 @@ export const consoleLogger: Logger = {
   error: (...args: unknown[]) => console.error(...args),
 };
 
-const KNOWN_OPTIONS = new Set([
-  "connectionString",
-  "pool",
-  "listenConnectionString",
-  "authenticate",
-  "allowAnonymous",
-  "storage",
-  "schema",
-  "basePath",
-  "heartbeatMs",
-  "retryMs",
-  "maxBufferedBytes",
-  "maxPayloadBytes",
-  "maxReplay",
-  "maxConnections",
-  "maxConnectionsPerUser",
-  "onReceive",
-  "beforeSend",
-  "logger",
-]);
+type Check = (value: unknown, name: string) => void;
+const int =
+  (min: number, max: number): Check =>
+  (value, name) => {
+    if (typeof value !== "number" || !Number.isInteger(value))
+      throw new TypeError(`${name} must be an integer`);
+    if (value < min || value > max)
+      throw new RangeError(`${name} must be between ${min} and ${max}, got ${value}`);
+  };
+const bool: Check = (value, name) => {
+  if (typeof value !== "boolean") throw new TypeError(`${name} must be true or false`);
+};
+const fn: Check = (value, name) => {
+  if (typeof value !== "function") throw new TypeError(`${name} must be a function`);
+};
+const url: Check = (value, name) => {
+  if (typeof value !== "string" || value === "") {
+    throw new TypeError(`${name} must be a non-empty string, e.g. "postgres://user@host:5432/db"`);
+  }
+};
+const matching =
+  (pattern: RegExp, hint: string): Check =>
+  (value, name) => {
+    if (typeof value !== "string" || !pattern.test(value)) {
+      throw new TypeError(`${name} must be ${hint}, got ${JSON.stringify(value)}`);
+    }
+  };
+const pool: Check = (value) => {
+  const candidate = value as { query?: unknown; connect?: unknown } | null;
+  if (typeof candidate?.query !== "function" || typeof candidate.connect !== "function") {
+    throw new TypeError("pool must be a pg.Pool (with query() and connect())");
+  }
+};
+const logger: Check = (value) => {
+  if (
+    !["debug", "info", "warn", "error"].every(
+      (level) => typeof (value as Record<string, unknown> | null)?.[level] === "function",
+    )
+  ) {
+    throw new TypeError("logger must have debug, info, warn and error methods (a pino logger does)");
+  }
+};
+const secret: Check = (value, name) => {
+  if (typeof value !== "string" || Buffer.byteLength(value) < MIN_SECRET_BYTES) {
+    throw new TypeError(
+      `${name} must be a string of at least ${MIN_SECRET_BYTES} bytes (e.g. crypto.randomBytes(32).toString("base64url")), the same in every process`,
+    );
+  }
+};
 
-/** The defaults, in one place; the README's option table mirrors them. */
-export const DEFAULTS = {
-  storage: true,
-  schema: "pgrealtime",
-  basePath: "/realtime",
-  heartbeatMs: 15_000,
-  retryMs: 3_000,
-  maxBufferedBytes: 1024 * 1024,
-  maxPayloadBytes: 1024 * 1024,
-  maxReplay: 10_000,
-  maxConnections: 10_000,
-  maxConnectionsPerUser: 20,
-  allowAnonymous: true,
-} as const;
+/**
+ * Every option once: its check and its default (`undefined`: none). The README's option table
+ * mirrors this; `RealtimeOptions` documents each.
+ */
+const OPTIONS = {
+  connectionString: { check: url, default: undefined },
+  pool: { check: pool, default: undefined },
+  listenConnectionString: { check: url, default: undefined },
+  authenticate: { check: fn, default: undefined },
+  allowAnonymous: { check: bool, default: true },
+  storage: { check: bool, default: true },
+  schema: {
+    check: matching(SCHEMA_PATTERN, 'a letter or "_" followed by up to 49 letters, digits or "_"'),
+    default: "pgrealtime",
+  },
+  basePath: {
+    check: matching(
+      BASE_PATH_PATTERN,
+      'like "/realtime" (segments of letters, digits, ".", "_", "~" or "-"; no trailing slash)',
+    ),
+    default: "/realtime",
+  },
+  heartbeatMs: { check: int(10, 2 ** 31 - 1), default: 15_000 },
+  retryMs: { check: int(0, 2 ** 31 - 1), default: 3_000 },
+  maxBufferedBytes: { check: int(1024, 2 ** 31), default: 1024 * 1024 },
+  maxPayloadBytes: { check: int(2, 2 ** 30), default: 1024 * 1024 },
+  maxReplay: { check: int(0, 10_000_000), default: 10_000 },
+  maxConnections: { check: int(1, 10_000_000), default: 10_000 },
+  maxConnectionsPerUser: { check: int(1, 10_000_000), default: 20 },
+  hookTimeoutMs: { check: int(1, 2 ** 31 - 1), default: 5_000 },
+  secret: { check: secret, default: undefined },
+  onReceive: { check: fn, default: undefined },
+  beforeSend: { check: fn, default: undefined },
+  logger: { check: logger, default: consoleLogger },
+} as const satisfies Record<keyof RealtimeOptions, { check: Check; default: unknown }>;
 
-export type ResolvedOptions = Required<
-  Pick<
-    RealtimeOptions,
-    | "storage"
-    | "schema"
-    | "basePath"
-    | "heartbeatMs"
-    | "retryMs"
-    | "maxBufferedBytes"
-    | "maxPayloadBytes"
-    | "maxReplay"
-    | "maxConnections"
-    | "maxConnectionsPerUser"
-    | "allowAnonymous"
-    | "logger"
-  >
->;
+type Defaulted = {
+  [K in keyof typeof OPTIONS as (typeof OPTIONS)[K]["default"] extends undefined ? never : K]-?: NonNullable<
+    RealtimeOptions[K]
+  >;
+};
+
+/** The options with their defaults filled in. */
+export type ResolvedOptions = Omit<RealtimeOptions, keyof Defaulted> & Defaulted;
+
+/** The defaults, for documentation and tests. */
+export const DEFAULTS = Object.fromEntries(
+  Object.entries(OPTIONS).flatMap(([name, spec]) =>
+    spec.default === undefined ? [] : [[name, spec.default]],
+  ),
+) as { readonly [K in keyof Defaulted]: Defaulted[K] };
 
 /**
  * Checks every option once, at creation, and fills in the defaults.
  *
- * @throws TypeError for a missing database, a wrong type or a malformed schema or base path.
+ * @throws TypeError for an unknown option, a missing database, a wrong type or a malformed value.
  * @throws RangeError for a number out of its range.
  */
 export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
@@ -77,10 +126,11 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
       "createRealtime takes an options object, e.g. { connectionString: process.env.DATABASE_URL }",
     );
   }
-  const unknown = Object.keys(options).filter((key) => !KNOWN_OPTIONS.has(key));
+  const known = Object.keys(OPTIONS);
+  const unknown = Object.keys(options).filter((key) => !known.includes(key));
   if (unknown.length > 0) {
     throw new TypeError(
-      `createRealtime: unknown option ${unknown.map((k) => `"${k}"`).join(", ")}; the options are ${[...KNOWN_OPTIONS].join(", ")}`,
+      `createRealtime: unknown option ${unknown.map((k) => `"${k}"`).join(", ")}; the options are ${known.join(", ")}`,
     );
   }
   if (options.connectionString === undefined && options.pool === undefined) {
@@ -88,91 +138,15 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
       "createRealtime needs a database: pass connectionString (e.g. process.env.DATABASE_URL) or pool",
     );
   }
-  for (const key of ["connectionString", "listenConnectionString"] as const) {
-    const value = options[key];
-    if (value !== undefined && (typeof value !== "string" || value === "")) {
-      throw new TypeError(`${key} must be a non-empty string, e.g. "postgres://user@host:5432/db"`);
+  const resolved: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(OPTIONS)) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value === undefined) {
+      resolved[name] = spec.default;
+      continue;
     }
+    spec.check(value, name);
+    resolved[name] = value;
   }
-  const pool = options.pool as unknown;
-  if (
-    pool !== undefined &&
-    (typeof (pool as { query?: unknown } | null)?.query !== "function" ||
-      typeof (pool as { connect?: unknown }).connect !== "function")
-  ) {
-    throw new TypeError("pool must be a pg.Pool (with query() and connect())");
-  }
-  const logger = options.logger as unknown;
-  if (
-    logger !== undefined &&
-    !["debug", "info", "warn", "error"].every(
-      (level) => typeof (logger as Record<string, unknown> | null)?.[level] === "function",
-    )
-  ) {
-    throw new TypeError("logger must have debug, info, warn and error methods (a pino logger does)");
-  }
-  for (const key of ["authenticate", "onReceive", "beforeSend"] as const) {
-    if (options[key] !== undefined && typeof options[key] !== "function") {
-      throw new TypeError(`${key} must be a function`);
-    }
-  }
-  const schema = options.schema ?? DEFAULTS.schema;
-  if (typeof schema !== "string" || !SCHEMA_PATTERN.test(schema)) {
-    throw new TypeError(
-      `schema must be a letter or "_" followed by up to 49 letters, digits or "_", got ${JSON.stringify(schema)}`,
-    );
-  }
-  const basePath = options.basePath ?? DEFAULTS.basePath;
-  if (typeof basePath !== "string" || !BASE_PATH_PATTERN.test(basePath)) {
-    throw new TypeError(
-      `basePath must look like "/realtime" (segments of letters, digits, ".", "_", "~" or "-"; no trailing slash), got ${JSON.stringify(basePath)}`,
-    );
-  }
-  return {
-    storage: flag(options.storage, "storage", DEFAULTS.storage),
-    allowAnonymous: flag(options.allowAnonymous, "allowAnonymous", DEFAULTS.allowAnonymous),
-    schema,
-    basePath,
-    heartbeatMs: integer(options.heartbeatMs, "heartbeatMs", DEFAULTS.heartbeatMs, 10, 2 ** 31 - 1),
-    retryMs: integer(options.retryMs, "retryMs", DEFAULTS.retryMs, 0, 2 ** 31 - 1),
-    maxBufferedBytes: integer(
-      options.maxBufferedBytes,
-      "maxBufferedBytes",
-      DEFAULTS.maxBufferedBytes,
-      1024,
-      2 ** 31,
-    ),
-    maxPayloadBytes: integer(
-      options.maxPayloadBytes,
-      "maxPayloadBytes",
-      DEFAULTS.maxPayloadBytes,
-      2,
-      2 ** 30,
-    ),
-    maxReplay: integer(options.maxReplay, "maxReplay", DEFAULTS.maxReplay, 0, 10_000_000),
-    maxConnections: integer(options.maxConnections, "maxConnections", DEFAULTS.maxConnections, 1, 10_000_000),
-    maxConnectionsPerUser: integer(
-      options.maxConnectionsPerUser,
-      "maxConnectionsPerUser",
-      DEFAULTS.maxConnectionsPerUser,
-      1,
-      10_000_000,
-    ),
-    logger: options.logger ?? consoleLogger,
-  };
-}
-
-function flag(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new TypeError(`${name} must be true or false`);
-  return value;
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value))
-    throw new TypeError(`${name} must be an integer`);
-  if (value < min || value > max)
-    throw new RangeError(`${name} must be between ${min} and ${max}, got ${value}`);
-  return value;
+  return resolved as ResolvedOptions;
 }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { ephemeralPayload, normalizeUserId, prepareEvent, serializeObject, validateType } from "./publish.js";
+import { encodeEvent } from "./channel.js";
+import { normalizeUserId, serializeObject, validateType } from "./event.js";
+import { prepareEvent } from "./publish.js";
+
+const ephemeralPayload = (event: Parameters<typeof encodeEvent>[0]) => encodeEvent(event, null).payload;
 
 describe("user ids", () => {
   it("compares ids as decimal strings", () => {
@@ -76,32 +80,40 @@ describe("detail", () => {
 
 describe("prepareEvent", () => {
   it("needs a userId for user events only", () => {
-    expect(() => prepareEvent({ type: "t" }, "user", undefined)).toThrow(/needs a userId/);
-    expect(() => prepareEvent({ type: "t" }, "user", null)).toThrow(/needs a userId/);
-    expect(prepareEvent({ type: "t" }, "global", null)).toMatchObject({ userId: null, detailJson: "{}" });
-    expect(prepareEvent({ type: "t" }, "system", undefined).userId).toBeNull();
-    expect(prepareEvent({ type: "t" }, "system", 9).userId).toBe("9");
+    expect(() => prepareEvent({ type: "t" }, "user")).toThrow(/needs a userId/);
+    expect(() => prepareEvent({ type: "t", userId: null }, "user")).toThrow(/needs a userId/);
+    expect(prepareEvent({ type: "t" }, "global")).toMatchObject({ userId: null, detailJson: "{}" });
+    expect(prepareEvent({ type: "t" }, "system").userId).toBeNull();
+    expect(prepareEvent({ type: "t", userId: 9 }, "system").userId).toBe("9");
   });
 
   it("keeps privateData apart from the detail", () => {
-    const event = prepareEvent({ type: "t", detail: { a: 1 }, privateData: { secret: "s" } }, "user", 1);
+    const event = prepareEvent(
+      { type: "t", detail: { a: 1 }, privateData: { secret: "s" }, userId: 1 },
+      "user",
+    );
     expect(event.detailJson).toBe('{"a":1}');
     expect(event.privateDataJson).toBe('{"secret":"s"}');
   });
 
   it("refuses a non-object input", () => {
-    expect(() => prepareEvent(null as never, "global", null)).toThrow(TypeError);
+    expect(() => prepareEvent(null, "global")).toThrow(TypeError);
+  });
+
+  it("C42 refuses unknown keys, naming the known ones", () => {
+    expect(() => prepareEvent({ userId: 1, type: "t", details: {} }, "user")).toThrow(
+      /unknown key "details"; the keys are userId, type, detail, privateData/,
+    );
+    expect(() => prepareEvent({ type: "t", private_data: {} }, "global")).toThrow(
+      /unknown key "private_data"/,
+    );
   });
 });
 
 describe("C17 NOTIFY size without storage", () => {
   const sized = (bytes: number, unit = "a") => {
-    const base = ephemeralPayload(prepareEvent({ type: "t", detail: { s: "" } }, "global", null));
-    return prepareEvent(
-      { type: "t", detail: { s: unit.repeat(bytes - Buffer.byteLength(base)) } },
-      "global",
-      null,
-    );
+    const base = ephemeralPayload(prepareEvent({ type: "t", detail: { s: "" } }, "global"));
+    return prepareEvent({ type: "t", detail: { s: unit.repeat(bytes - Buffer.byteLength(base)) } }, "global");
   };
 
   it("accepts a payload of 7999 bytes and refuses 8000 and 8001", () => {
@@ -112,7 +124,7 @@ describe("C17 NOTIFY size without storage", () => {
 
   it("measures multi-byte text in UTF-8 bytes, not characters", () => {
     // 3,000 characters of a 3-byte script: 9,000 bytes, though only 3,000 characters.
-    const event = prepareEvent({ type: "t", detail: { s: "あ".repeat(3000) } }, "global", null);
+    const event = prepareEvent({ type: "t", detail: { s: "あ".repeat(3000) } }, "global");
     expect(() => ephemeralPayload(event)).toThrow(/9\d{3}-byte NOTIFY payload/);
   });
 });

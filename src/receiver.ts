@@ -1,226 +1,282 @@
-import { randomUUID } from "node:crypto";
-import type { Pool } from "pg";
+import { decodeEphemeral, type EphemeralMessage } from "./channel.js";
+import { rowTag } from "./cursor.js";
+import type { Hooks } from "./hooks.js";
 import { backoffDelay } from "./listener.js";
-import { receive } from "./router.js";
-import type { Cursor, Store } from "./store.js";
+import type { RowMeta } from "./router.js";
+import type { Snapshot } from "./snapshot.js";
+import { wentBack } from "./snapshot.js";
+import type { ReadResult, Store, StoredRow } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
-/** Rows per catch-up query. */
+type PageFrom = { since: Snapshot } | { createdSince: Date };
+
+/** Rows per read. */
 const PAGE_SIZE = 500;
-/** Ids remembered to drop duplicates between catch-up and live notifications. */
+/** Storage-off ids remembered to drop a notification that arrives twice. */
 const RECENT_IDS = 10_000;
-/** A sync whose notification never comes (the LISTEN connection was down) gives up after this, once idle. */
-const SYNC_TIMEOUT_MS = 30_000;
-/** Notifications of this prefix mark a point in the notification stream; never events. */
-const SYNC_PREFIX = '{"sync":';
 
 export interface ReceiverOptions {
   store: Store;
-  pool: Pool;
   storage: boolean;
+  /** Authenticates storage-off payloads; `null` trusts every role that can connect. */
+  secret: string | null;
+  /** Milliseconds between reads when nothing wakes the receiver (rows written without a NOTIFY). */
+  pollMs: number;
   logger: Logger;
-  onReceive: ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>) | undefined;
-  /** Hands an accepted event to routing. */
-  route(event: RealtimeEvent): void;
-  /** Tells every connection and subscriber that events were lost and cannot be recovered. */
-  reset(reason: string): void;
+  hooks: Hooks;
+  /** Hands an accepted event to routing, with what its row says (`null` without storage). */
+  route(event: RealtimeEvent, row: RowMeta | null): void;
+  /** Events may have been lost for every connection: `history-changed`, `listener-reconnected`. */
+  reset(reason: "history-changed" | "listener-reconnected"): void;
+  /** `disconnectUser` reached this process. */
+  disconnect(userId: string): void;
 }
 
-type Item = { payload: string } | { attempt: Promise<boolean> };
-
 /**
- * Everything that reaches this process, in order: live notifications in commit order and, after each
- * re-LISTEN, a catch-up from the table of whatever committed while the connection was down. Each event
- * passes here once (ids already routed are dropped), then `onReceive`, then routing.
+ * Everything that reaches this process, each event once, in an order where no event comes before one
+ * that committed before it was written.
  *
- * Where the process stands is a {@link Cursor}: the last live event (its row holds the snapshot it was
- * inserted under) or the snapshot taken at the last (re)start. Every event committed before it was
- * routed; the store knows which rows may have committed after it.
+ * With storage on, a notification is only a wake-up: the receiver reads the table itself, each read
+ * returning exactly the rows committed between the previous read's snapshot and its own, in id order
+ * (an event's id is greater than the id of every event its snapshot saw). What is routed is what the
+ * table holds, so forged notifications, lost ones and LISTEN outages of any rhythm change nothing but
+ * latency. Each read also checks that the database still holds the history read so far.
+ * With storage off, events travel in the notifications, verified by `secret` when set.
  */
 export class Receiver {
-  private readonly inbox: Item[] = [];
-  private draining = false;
-  private closed = false;
-  private readonly recent = new Set<string>();
+  private since: Snapshot | null = null;
+  /** A read whose later pages are not done yet: resumed, never read again from the start. */
+  private partial: { from: PageFrom; bound: Snapshot; after: string } | null = null;
+  private last: { id: string; createdMicros: string } | null = null;
+  private reading = false;
+  private again = false;
+  private waiting: Array<() => void> = [];
   private started = false;
-  private lastLiveId: string | null = null;
-  private cursor: Cursor | null = null;
+  private closed = false;
+  private pollTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
-  private readonly syncs = new Map<string, () => void>();
+  private wakeSleep: (() => void) | undefined;
+  private readonly recent = new Set<string>();
+  private chain: Promise<void> = Promise.resolve();
+  private markReady!: () => void;
+  private readonly readyPromise = new Promise<void>((resolve) => {
+    this.markReady = resolve;
+  });
 
   constructor(private readonly options: ReceiverOptions) {}
 
-  /** A notification payload, as the LISTEN connection received it. */
-  notification(payload: string): void {
-    this.enqueue({ payload });
+  /**
+   * Resolves once the receiver knows where it starts (the first LISTEN and, with storage, the snapshot
+   * it reads from). A stream admitted earlier could miss what committed before that point.
+   */
+  ready(): Promise<void> {
+    return this.readyPromise;
   }
 
-  /** A LISTEN attempt began; `attempt` resolves to whether it ended up listening. */
-  attempt(attempt: Promise<boolean>): void {
-    this.enqueue({ attempt });
+  /** A notification payload, as the LISTEN connection received it. */
+  notification(payload: string): void {
+    if (this.closed) return;
+    if (this.options.storage) {
+      this.wake();
+      return;
+    }
+    const message = decodeEphemeral(payload, this.options.secret);
+    if (message === null) {
+      this.options.logger.debug(
+        { payload: payload.slice(0, 200) },
+        "pgrealtime: ignored a notification that is not ours",
+      );
+      return;
+    }
+    this.ephemeral(message);
+  }
+
+  /** A LISTEN attempt began; `listening` resolves to whether it ended up listening. */
+  attempt(listening: Promise<boolean>): void {
+    void listening.then((ok) => (ok ? this.listening() : undefined));
   }
 
   /**
-   * Resolves once every notification committed before this call has been routed here: it NOTIFYs a
-   * marker and waits for it to come round, behind them, in commit order. Gives up after 30 s (a
-   * LISTEN outage swallows the marker; catch-up covers the events).
+   * Resolves once every event committed before the call has been routed here (with storage off, at
+   * once: nothing is replayed there). Waits while the database cannot be read.
    */
   sync(): Promise<void> {
-    const nonce = randomUUID();
+    if (!this.options.storage || this.closed) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.syncs.delete(nonce);
-        resolve();
-      };
-      // Still working through notifications: the marker may be behind them; wait on.
-      const expire = () => {
-        if (this.draining && !this.closed) timer = setTimeout(expire, SYNC_TIMEOUT_MS).unref();
-        else done();
-      };
-      let timer = setTimeout(expire, SYNC_TIMEOUT_MS).unref();
-      this.syncs.set(nonce, done);
-      this.options.store.notify(this.options.pool, `${SYNC_PREFIX}"${nonce}"}`).catch(done);
+      this.waiting.push(resolve);
+      this.wake();
     });
   }
 
   close(): void {
     this.closed = true;
-    this.inbox.length = 0;
+    this.markReady();
+    clearInterval(this.pollTimer);
     clearTimeout(this.retryTimer);
-    this.wake?.();
-    for (const done of [...this.syncs.values()]) done();
+    this.wakeSleep?.();
+    for (const resolve of this.waiting.splice(0)) resolve();
   }
 
-  private enqueue(item: Item): void {
-    if (this.closed) return;
-    this.inbox.push(item);
-    if (!this.draining) void this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    this.draining = true;
-    for (let item = this.inbox.shift(); item !== undefined && !this.closed; item = this.inbox.shift()) {
-      try {
-        if ("payload" in item) await this.live(item.payload);
-        else if (await item.attempt) await this.listening();
-      } catch (error) {
-        this.options.logger.error(
-          { err: error },
-          "pgrealtime: an event could not be received; dropped in this process",
-        );
-      }
-    }
-    this.draining = false;
-  }
-
-  private async live(payload: string): Promise<void> {
-    if (payload.startsWith(SYNC_PREFIX)) {
-      // Markers of other processes are theirs to wait for.
-      this.syncs.get((JSON.parse(payload) as { sync: string }).sync)?.();
-      return;
-    }
-    let event = this.parse(payload);
-    // Too large for NOTIFY: only the id travelled; the row has the rest.
-    if (event && event.type === undefined) event = await this.options.store.get(this.options.pool, event.id);
-    if (!event) return;
-    if (this.options.storage) this.lastLiveId = event.id;
-    await this.accept(event);
-  }
-
-  /** Runs after every successful LISTEN: at the first, note where we start; later, catch up. */
   private async listening(): Promise<void> {
     const first = !this.started;
     this.started = true;
     if (!this.options.storage) {
       if (!first) this.options.reset("listener-reconnected");
+      this.markReady();
       return;
     }
-    for (let attempt = 0; !this.closed; attempt++) {
+    if (this.since !== null) {
+      this.wake(); // catch up with whatever committed while the connection was down
+      return;
+    }
+    for (let attempt = 0; !this.closed && this.since === null; attempt++) {
       try {
-        if (first) this.cursor = await this.options.store.currentCursor(this.options.pool);
-        else await this.catchUp();
-        return;
+        this.since = await this.options.store.currentSnapshot();
       } catch (error) {
-        // A newer attempt is queued when the connection dropped again; it will catch up instead.
-        if (this.inbox.some((item) => "attempt" in item)) return;
-        this.options.logger.warn({ err: error, attempt }, "pgrealtime: catch-up failed; retrying");
+        this.options.logger.warn(
+          { err: error, attempt },
+          "pgrealtime: could not read the current snapshot; retrying",
+        );
         await this.sleep(backoffDelay(attempt));
       }
     }
+    if (this.closed) return;
+    this.pollTimer = setInterval(() => this.wake(), this.options.pollMs);
+    this.pollTimer.unref();
+    this.markReady();
+    this.wake();
   }
 
-  private async catchUp(): Promise<void> {
-    const { store, pool } = this.options;
-    let from = this.lastLiveId === null ? this.cursor : await store.cursorAt(pool, BigInt(this.lastLiveId));
-    if (!from && this.lastLiveId !== null) {
-      // The last event's row (and every row below it) was deleted meanwhile: all that is left is newer.
-      from = { id: this.lastLiveId, snapshot: null, txid: null };
-    }
-    if (!from) {
-      this.options.reset("listener-reconnected");
-      this.cursor = await store.currentCursor(pool);
-      this.lastLiveId = null;
+  private wake(): void {
+    if (this.closed || this.since === null) return;
+    if (this.reading) {
+      this.again = true;
       return;
     }
-    // One snapshot for every page, and it becomes the next cursor: what it saw is now delivered, what
-    // it did not see commits later and arrives live.
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const next = await store.currentCursor(client);
-      let after = "-1";
-      for (;;) {
-        const page = await store.backlogPage(client, from, "all", after, PAGE_SIZE);
-        for (const event of page) await this.accept(event);
-        const last = page.at(-1);
-        if (!last || page.length < PAGE_SIZE) break;
-        after = last.id;
+    void this.readLoop();
+  }
+
+  private async readLoop(): Promise<void> {
+    this.reading = true;
+    for (let failures = 0; !this.closed; ) {
+      this.again = false;
+      const waiters = this.waiting.splice(0);
+      try {
+        await this.readOnce();
+        failures = 0;
+        for (const resolve of waiters) resolve();
+      } catch (error) {
+        this.waiting.unshift(...waiters);
+        this.options.logger.warn(
+          { err: error, attempt: failures },
+          "pgrealtime: reading new events failed; retrying",
+        );
+        await this.sleep(backoffDelay(failures++));
+        this.again = true;
       }
-      await client.query("COMMIT");
-      this.cursor = next;
-      this.lastLiveId = null;
-    } finally {
-      client.release();
+      if (!this.again) break;
+    }
+    this.reading = false;
+  }
+
+  private async readOnce(): Promise<void> {
+    const since = this.since as Snapshot;
+    if (this.partial) {
+      await this.pages(this.partial.from, this.partial.bound, this.partial.after);
+      this.since = this.partial.bound;
+      this.partial = null;
+      this.again = true;
+      return;
+    }
+    const result = await this.options.store.readSince(since, this.last?.id ?? null, PAGE_SIZE);
+    if (this.historyChanged(since, result)) {
+      await this.restart(result);
+      return;
+    }
+    for (const control of result.controls) this.options.disconnect(control.userId);
+    await this.deliver(result.rows);
+    if (result.rows.length === PAGE_SIZE) {
+      const after = (result.rows.at(-1) as StoredRow).event.id;
+      this.partial = { from: { since }, bound: result.snapshot, after };
+      await this.pages({ since }, result.snapshot, this.partial.after);
+      this.partial = null;
+    }
+    this.since = result.snapshot;
+  }
+
+  /**
+   * Whether the database lost history this process read: its transaction counter went back, or the
+   * last row read is gone (and not by pruning) or is another row now. Restoring a backup, or failing
+   * over to a replica that had not received every commit, does that.
+   */
+  private historyChanged(since: Snapshot, result: ReadResult): boolean {
+    if (wentBack(since, result.snapshot)) return true;
+    const last = this.last;
+    if (last === null) return false;
+    if (result.lastMicros === null) return result.prunedThrough < BigInt(last.id);
+    return result.lastMicros !== last.createdMicros;
+  }
+
+  /** After a history change: every stream resets, then the rows written since the server started go out. */
+  private async restart(result: ReadResult): Promise<void> {
+    this.options.logger.warn(
+      { lastEventId: this.last?.id, serverStartedAt: result.serverStartedAt },
+      "pgrealtime: the database no longer holds the events this process read (restored from a backup, or failed over to a replica that lacked them); told every client to reset",
+    );
+    this.last = null;
+    this.options.reset("history-changed");
+    const from = { createdSince: result.serverStartedAt };
+    this.partial = { from, bound: result.snapshot, after: "-1" };
+    await this.pages(from, result.snapshot, "-1");
+    this.partial = null;
+    this.since = result.snapshot;
+  }
+
+  /** Reads and delivers the later pages of one read, bounded by its snapshot. */
+  private async pages(from: PageFrom, bound: Snapshot, after: string): Promise<void> {
+    for (let cursor = after; ; ) {
+      const page = await this.options.store.backlogPage(from, bound, "all", cursor, PAGE_SIZE);
+      await this.deliver(page);
+      const lastRow = page.at(-1);
+      if (!lastRow || page.length < PAGE_SIZE) return;
+      cursor = lastRow.event.id;
+      if (this.partial) this.partial.after = cursor;
     }
   }
 
-  private async accept(event: RealtimeEvent): Promise<void> {
-    if (this.options.storage) {
-      if (this.recent.has(event.id)) return;
-      this.recent.add(event.id);
-      if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value as string);
+  /** Runs `onReceive` on a page at once and routes the results in order. */
+  private async deliver(rows: StoredRow[]): Promise<void> {
+    const accepted = rows.map((row) => this.options.hooks.receive(row.event));
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as StoredRow;
+      const event = await accepted[i];
+      this.last = { id: row.event.id, createdMicros: row.createdMicros };
+      if (this.partial) this.partial.after = row.event.id;
+      if (event && !this.closed)
+        this.options.route(event, { tag: rowTag(row.createdMicros), txid: row.txid });
     }
-    const { onReceive, logger } = this.options;
-    const accepted = onReceive ? await receive(event, onReceive, logger) : event;
-    if (accepted) this.options.route(accepted);
   }
 
-  private parse(payload: string): RealtimeEvent | null {
-    try {
-      const raw = JSON.parse(payload) as Record<string, unknown>;
-      if (typeof raw.id !== "string") throw new Error("no id");
-      return {
-        id: raw.id,
-        type: raw.type as string,
-        scope: raw.scope as RealtimeEvent["scope"],
-        userId: (raw.userId as string | null) ?? null,
-        detail: raw.detail as RealtimeEvent["detail"],
-        createdAt: new Date(raw.createdAt as string),
-      };
-    } catch {
-      this.options.logger.warn(
-        { payload: payload.slice(0, 200) },
-        "pgrealtime: ignored a malformed notification on the channel",
-      );
-      return null;
+  /** A storage-off message: hooks start at once, routing keeps arrival order. */
+  private ephemeral(message: EphemeralMessage): void {
+    const id = message.kind === "event" ? message.event.id : message.id;
+    if (this.recent.has(id)) return;
+    this.recent.add(id);
+    if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value as string);
+    if (message.kind === "disconnect") {
+      this.chain = this.chain.then(() => this.options.disconnect(message.userId));
+      return;
     }
+    const accepted = this.options.hooks.receive(message.event);
+    this.chain = this.chain.then(async () => {
+      const event = await accepted;
+      if (event && !this.closed) this.options.route(event, null);
+    });
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wake = resolve;
+      this.wakeSleep = resolve;
       this.retryTimer = setTimeout(resolve, ms);
     });
   }

@@ -1,12 +1,15 @@
-import type { Pool } from "pg";
-import { isEventId } from "./publish.js";
-import { mayReceive, receive } from "./router.js";
-import { type Connection, namedFrame } from "./sse.js";
-import type { Audience, Cursor, Store } from "./store.js";
+import type { Connection } from "./connection.js";
+import { cursorToken, parseCursor, rowTag } from "./cursor.js";
+import type { Hooks } from "./hooks.js";
+import { mayReceive } from "./router.js";
+import { namedFrame } from "./sse.js";
+import { type Cursor, newestOf, type ResumePoint, type Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
 /** Rows per replay query; writes are paced by the reader, so memory stays bounded. */
 const PAGE_SIZE = 500;
+/** How long a replayed stream keeps its bound when the live path cannot catch up (the database is down). */
+const SYNC_TIMEOUT_MS = 30_000;
 /**
  * Replay queries in flight at once, per process: a reconnect storm of many resuming clients queues here
  * instead of taking every pooled connection from the application's own queries.
@@ -44,101 +47,133 @@ export type ResetReason =
   | "unknown-id"
   | "pruned"
   | "backlog-too-large"
-  | "replay-failed";
+  | "replay-failed"
+  | "listener-reconnected"
+  | "history-changed"
+  | "identity-changed";
 
 export interface ReplayOptions {
   store: Store;
-  pool: Pool;
   storage: boolean;
   maxReplay: number;
   /** Milliseconds a reader may take nothing before it is dropped as a slow reader. */
   stallMs: number;
   logger: Logger;
-  onReceive: ((event: RealtimeEvent) => RealtimeEvent | null | Promise<RealtimeEvent | null>) | undefined;
+  hooks: Hooks;
   /** The frame of an event for one connection (through `beforeSend`), or `null` to skip it. */
-  frameFor(event: RealtimeEvent, connection: Connection): Uint8Array | null;
-  /** Resolves once this process has routed every notification committed before the call. */
+  frameFor(event: RealtimeEvent, rowTag: string, connection: Connection): Uint8Array | null;
+  /** Resolves once this process has routed every event committed before the call. */
   sync(): Promise<void>;
 }
 
 /**
- * Resumes a stream from the last id its client saw: sends every event it may see that may have
- * committed after that one, in id order, then lets the live events held meanwhile through (minus
- * those just sent). When it cannot, it sends `event: reset` with the reason, and an `id:` line with
- * the cursor to go on from, and goes live.
+ * Resumes a stream from the cursor its client sent: every event it may see that it may not have, in id
+ * order, each committed before one snapshot taken after the stream was registered for live events;
+ * then the live events held meanwhile (minus those just sent), which all committed after that snapshot
+ * or were sent already. So no event ever reaches the client before one that committed before it was
+ * written, and whatever cursor the client holds covers exactly what it has. When it cannot resume, it
+ * sends `event: reset` with the reason and an `id:` line with the cursor to go on from, and goes live.
  *
- * The pages are separate queries, so a stalled reader holds no database connection: an event that
- * commits meanwhile shows up in a later page, live, or both, and the connection drops the repeat.
  * The connection must be holding live events ({@link Connection.hold}) and registered for them.
  */
-export async function replay(
-  connection: Connection,
-  lastEventId: string,
-  options: ReplayOptions,
-): Promise<void> {
+export async function replay(connection: Connection, token: string, options: ReplayOptions): Promise<void> {
   try {
-    const reset = await replayBacklog(connection, lastEventId, options);
+    const reset = await replayBacklog(connection, token, options);
     if (reset) connection.send(namedFrame("reset", { reason: reset.reason }, reset.cursor));
   } catch (error) {
     // The client is told, rather than left believing it caught up; it keeps its cursor (sent back as
     // the id) so a later reconnect can try again, and reloads its state meanwhile.
-    options.logger.error({ err: error, lastEventId }, "pgrealtime: replay failed; sent reset");
-    const keep = isEventId(lastEventId) ? lastEventId : undefined;
-    connection.send(namedFrame("reset", { reason: "replay-failed" }, keep));
+    options.logger.error({ err: error, lastEventId: token }, "pgrealtime: replay failed; sent reset");
+    connection.send(namedFrame("reset", { reason: "replay-failed" }, parseCursor(token) ? token : undefined));
   } finally {
     connection.resume();
   }
-  // Notifications of replayed events may still be on their way to this process; until they have
-  // passed, the connection keeps the replayed ids to drop them.
-  if (!connection.closed) void options.sync().then(() => connection.forgetReplayed());
+  if (connection.closed) return;
+  // Live events committed before the replay's snapshot may still be on their way through this process;
+  // until they have passed, the connection drops them.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    options.sync(),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SYNC_TIMEOUT_MS).unref();
+    }),
+  ]);
+  clearTimeout(timer);
+  connection.forgetBound();
 }
+
+type Reset = { reason: ResetReason; cursor: string };
 
 async function replayBacklog(
   connection: Connection,
-  lastEventId: string,
+  token: string,
   options: ReplayOptions,
-): Promise<{ reason: ResetReason; cursor: string } | null> {
+): Promise<Reset | null> {
   // An empty id line clears the client's cursor: without storage there is nothing to resume from.
   if (!options.storage) return { reason: "storage-off", cursor: "" };
-  const { store, pool } = options;
-  const bounds = await queries.run(() => store.bounds(pool));
-  const newest = bounds.max !== null && bounds.max > bounds.prunedThrough ? bounds.max : bounds.prunedThrough;
-  const reset = (reason: ResetReason) => ({ reason, cursor: newest.toString() });
-  // Parsed and range-checked here, so SQL only ever sees a valid bigint.
-  if (!isEventId(lastEventId)) return reset("malformed-id");
-  const last = BigInt(lastEventId);
-  if (last > newest) return reset("unknown-id");
-  // A deleted event above the cursor may never have reached this client.
-  if (last < bounds.prunedThrough) return reset("pruned");
-  let cursor: Cursor | null;
-  if (bounds.min === null || last < bounds.min) {
-    // Nothing stored at or below the cursor (ids before the first row were rolled back): all of it is new.
-    cursor = { id: lastEventId, snapshot: null, txid: null };
-  } else {
-    cursor = await queries.run(() => store.cursorAt(pool, last));
-    if (!cursor) return reset("pruned");
-  }
-  const audience: Audience = { userId: connection.userId };
-  if (
-    (await queries.run(() => store.backlogSize(pool, cursor, audience, options.maxReplay))) >
-    options.maxReplay
-  ) {
-    return reset("backlog-too-large");
-  }
-  let after = "-1";
-  for (;;) {
-    const page = await queries.run(() => store.backlogPage(pool, cursor, audience, after, PAGE_SIZE));
+  const { store } = options;
+  const parsed = parseCursor(token);
+  const point = await queries.run(() => store.resumePoint(parsed?.id ?? "0"));
+  const newest = newestOf(point.max, point.prunedThrough);
+  const reset = (reason: ResetReason): Reset => ({
+    reason,
+    cursor:
+      newest.createdMicros === null
+        ? newest.id.toString()
+        : cursorToken(newest.id.toString(), rowTag(newest.createdMicros), connection.identityTag),
+  });
+  if (parsed === null) return reset("malformed-id");
+  const judged = judge(parsed, point, connection);
+  if (typeof judged === "string") return reset(judged);
+  connection.bind(point.bound);
+  const audience = { userId: connection.userId };
+  const size = await queries.run(() => store.backlogSize(judged, point.bound, audience, options.maxReplay));
+  if (size > options.maxReplay) return reset("backlog-too-large");
+  const last = BigInt(parsed.id);
+  for (let after = "-1"; ; ) {
+    const page = await queries.run(() => store.backlogPage(judged, point.bound, audience, after, PAGE_SIZE));
     // Rows deleted since the replay began may include some this client has not been sent yet.
-    const prunedThrough = await queries.run(() => store.prunedThrough(pool));
+    const prunedThrough = await queries.run(() => store.prunedThrough());
     if (prunedThrough > last && prunedThrough > BigInt(after)) return reset("pruned");
     for (const row of page) {
-      const frame = await frameOf(row, connection, options);
-      if (frame && !(await connection.replay(row.id, frame, options.stallMs))) return null;
+      const frame = await frameOf(row.event, rowTag(row.createdMicros), connection, options);
+      if (frame && !(await connection.replay(frame, options.stallMs))) return null;
     }
     const lastRow = page.at(-1);
     if (!lastRow || page.length < PAGE_SIZE) return null;
-    after = lastRow.id;
+    after = lastRow.event.id;
   }
+}
+
+/**
+ * Where a client cursor stands in the database: the cursor to replay from, or why it cannot be used.
+ * A token names its row and identity, so a row handed out again (a restored backup) or a cursor earned
+ * by another identity (a stream that was anonymous, now signed in) is caught; a bare id is taken as is.
+ */
+function judge(
+  parsed: NonNullable<ReturnType<typeof parseCursor>>,
+  point: ResumePoint,
+  connection: Connection,
+): Cursor | ResetReason {
+  const last = BigInt(parsed.id);
+  const tagged = parsed.rowTag !== null;
+  if (last > newestOf(point.max, point.prunedThrough).id) return tagged ? "history-changed" : "unknown-id";
+  // A deleted event above the cursor may never have reached this client.
+  if (last < point.prunedThrough) return "pruned";
+  const exact = point.at !== null && point.at.id === parsed.id;
+  if (tagged) {
+    if (!exact) return last <= point.prunedThrough ? "pruned" : "history-changed";
+    if (rowTag((point.at as NonNullable<ResumePoint["at"]>).createdMicros) !== parsed.rowTag)
+      return "history-changed";
+    // An anonymous stream needs only global events, which every identity got.
+    if (parsed.identityTag !== connection.identityTag && connection.userId !== null)
+      return "identity-changed";
+  }
+  // Nothing stored at or below the cursor (ids before the first row were rolled back): all of it is new.
+  if (point.min === null || last < point.min) return { id: parsed.id, snapshot: null, txid: null };
+  if (point.at === null) return "pruned";
+  // A missing row inside the range is an identity gap: the nearest row below is older and covers more.
+  return { id: parsed.id, snapshot: point.at.snapshot, txid: exact ? point.at.txid : null };
 }
 
 /**
@@ -147,17 +182,10 @@ async function replayBacklog(
  */
 async function frameOf(
   row: RealtimeEvent,
+  tag: string,
   connection: Connection,
   options: ReplayOptions,
 ): Promise<Uint8Array | null> {
-  try {
-    const event = options.onReceive ? await receive(row, options.onReceive, options.logger) : row;
-    return event && mayReceive(event, connection.userId) ? options.frameFor(event, connection) : null;
-  } catch (error) {
-    options.logger.error(
-      { err: error, eventId: row.id },
-      "pgrealtime: a replayed event could not be sent; skipped",
-    );
-    return null;
-  }
+  const event = await options.hooks.receive(row);
+  return event && mayReceive(event, connection.userId) ? options.frameFor(event, tag, connection) : null;
 }

@@ -6,10 +6,13 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 describe("SSE framing", () => {
   it("frames an application event as one id line and one data line", () => {
     const frame = text(
-      eventFrame({ id: "1234", type: "task_complete", scope: "user", detail: { taskId: 123 } }),
+      eventFrame(
+        { id: "1234", type: "task_complete", scope: "user", detail: { taskId: 123 } },
+        "1234.k3f9.a0b1",
+      ),
     );
     expect(frame).toBe(
-      'id: 1234\ndata: {"id":"1234","type":"task_complete","scope":"user","detail":{"taskId":123}}\n\n',
+      'id: 1234.k3f9.a0b1\ndata: {"id":"1234","type":"task_complete","scope":"user","detail":{"taskId":123}}\n\n',
     );
   });
 
@@ -23,13 +26,13 @@ describe("SSE framing", () => {
       createdAt: new Date(0),
       privateData: { secret: 1 },
     };
-    const data = JSON.parse(text(eventFrame(event)).split("\n")[1]?.slice("data: ".length) ?? "");
+    const data = JSON.parse(text(eventFrame(event, "1")).split("\n")[1]?.slice("data: ".length) ?? "");
     expect(Object.keys(data)).toEqual(["id", "type", "scope", "detail"]);
   });
 
   it("C07 keeps line breaks and separators inside one data line", () => {
     const strings = ["a\nb", "a\r\nb", "x\revent: steal", "x\n", "a\u000bb", "\u2028", "\u2029", "\r\r\n\n"];
-    const frame = text(eventFrame({ id: "7", type: "t", scope: "global", detail: { strings } }));
+    const frame = text(eventFrame({ id: "7", type: "t", scope: "global", detail: { strings } }, "7.a.0"));
     // Only the two field lines and the blank line that ends the event: no CR at all, LF only as framing.
     expect(frame.includes("\r")).toBe(false);
     expect(frame.split("\n")).toHaveLength(4);

@@ -142,12 +142,31 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
   maxConnections?: number;
   /** Open streams one user may have in this process, default 20; the next one gets `429` with `Retry-After`. */
   maxConnectionsPerUser?: number;
-  /** Runs once per event per process before routing; return a (changed) event, or `null` to drop it. */
+  /**
+   * Runs once per event per process before routing (live, catch-up and replay alike); return the event
+   * with a changed `type` or `detail`, or `null` to drop it. It may not change `id`, `scope` or
+   * `userId` (routing follows the stored row): such a result is logged and the event dropped.
+   */
   onReceive?: (
     event: EventOf<Events>,
   ) => EventOf<Events> | RealtimeEvent | null | Promise<EventOf<Events> | RealtimeEvent | null>;
-  /** Runs per connection on that connection's own copy; return the event to send, or `null` to skip. */
+  /**
+   * Runs per connection on that connection's own copy; return the event to send (only `type` and
+   * `detail` may differ: an event cannot be widened to another audience), or `null` to skip it there.
+   */
   beforeSend?: (event: EventOf<Events>, context: SendContext) => EventOf<Events> | RealtimeEvent | null;
+  /**
+   * Milliseconds an `onReceive` may take for one event; one that has not settled by then drops that
+   * event (logged) and the next ones go on. Default 5000.
+   */
+  hookTimeoutMs?: number;
+  /**
+   * With `storage: false`, a secret of at least 32 bytes, the same in every process, that signs every
+   * notification (HMAC-SHA256): then no role that can merely connect to the database can inject an event.
+   * Without it, `storage: false` trusts every role that can connect. Not used with storage on, where
+   * what is delivered is read from the table.
+   */
+  secret?: string;
   /** Default: warnings and errors to the console, debug and info dropped. */
   logger?: Logger;
 }

@@ -186,9 +186,11 @@ describe("hook results", () => {
     await bob?.until((c) => c.events.some((e) => e.id === fence.id), "the fence");
     expect(alice?.events.map((e) => e.type)).toEqual(["fence"]);
     expect(bob?.events.map((e) => e.type)).toEqual(["fence"]);
+    // Routing follows the stored row: a hook may not re-scope an event, not even to narrow it.
     expect(logger.errors.map((args) => args[1])).toEqual([
-      expect.stringContaining("onReceive returned the scope undefined"),
+      expect.stringContaining("onReceive returned another scope (undefined)"),
       expect.stringContaining("onReceive returned an event with another id"),
+      expect.stringContaining('onReceive returned another scope ("system")'),
     ]);
     // The replay applies the same hook and the same routing: the system event stays on the server.
     const resumed = await SseClient.open(`${server.url}/realtime/events?user=alice`, {

@@ -1,14 +1,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import {
-  admit,
-  clientScriptResponse,
-  lastEventIdOf,
-  matchRoute,
-  STREAM_HEADERS,
-  streamHostOf,
-} from "../http.js";
+import { dispatch, hostOf } from "../dispatch.js";
+import { refuseUnknownKeys } from "../event.js";
 import type { Realtime } from "../realtime.js";
-import { createNodeSink } from "../sinks/node.js";
+import { createNodeResponder } from "../sinks/node.js";
 import type { EventMap, UserId } from "../types.js";
 
 /** Options of {@link toNodeHandler}. */
@@ -26,6 +20,7 @@ export interface NodeHandlerOptions {
  * straight to the response (no Fetch bridge, which would buffer the stream).
  * As a request listener, other paths get `404`; as Express middleware, other paths go to `next()`.
  *
+ * @throws TypeError on an unknown option or a non-function `authenticate`.
  * @example
  * http.createServer(toNodeHandler(realtime, { authenticate: (req) => sessionUser(req) })).listen(3000);
  * app.use(toNodeHandler(realtime, { authenticate: (req) => req.session?.userId ?? null }));
@@ -34,11 +29,8 @@ export function toNodeHandler<Events extends EventMap>(
   realtime: Realtime<Events>,
   options: NodeHandlerOptions | null = {},
 ): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void {
-  const host = streamHostOf(realtime);
-  for (const key of Object.keys(options ?? {})) {
-    if (key !== "authenticate")
-      throw new TypeError(`toNodeHandler: unknown option "${key}"; the option is authenticate`);
-  }
+  const host = hostOf(realtime);
+  refuseUnknownKeys(options ?? {}, ["authenticate"], "toNodeHandler", "option");
   const own = options?.authenticate;
   if (own !== undefined && typeof own !== "function") {
     throw new TypeError("toNodeHandler: authenticate must be a function (req) => userId | null");
@@ -48,58 +40,19 @@ export function toNodeHandler<Events extends EventMap>(
 
   return (req, res, next) => {
     // Express strips a mount path from req.url; originalUrl keeps the path the client asked for.
-    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
-    const route = matchRoute(host.basePath, url.split("?", 1)[0] ?? "/");
-    if (!route) {
-      if (next) next();
-      else res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not found\n");
-      return;
-    }
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      res
-        .writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" })
-        .end("Method not allowed\n");
-      return;
-    }
-    if (route === "client") {
-      const { status, headers, body } = clientScriptResponse(host.logger, req.headers["if-none-match"]);
-      res.writeHead(status, headers).end(req.method === "HEAD" ? undefined : body);
-      return;
-    }
-    let gone = false;
-    res.once("close", () => {
-      gone = true;
-    });
-    admit(host, () => authenticate(req)).then(
-      (admitted) => {
-        if (gone) return;
-        if ("status" in admitted) {
-          res
-            .writeHead(admitted.status, { "Content-Type": "text/plain; charset=utf-8", ...admitted.headers })
-            .end(admitted.message);
-          return;
-        }
-        // Connection is a hop-by-hop header: HTTP/1.1 only, never HTTP/2.
-        const headers =
-          req.httpVersionMajor === 1 ? { ...STREAM_HEADERS, Connection: "keep-alive" } : STREAM_HEADERS;
-        res.writeHead(200, headers);
-        if (req.method === "HEAD") {
-          res.end();
-          return;
-        }
-        let release: (() => void) | undefined;
-        const sink = createNodeSink(res, () => release?.());
-        const lastEventId = lastEventIdOf(
-          req.headers["last-event-id"] as string | undefined,
-          new URL(url, "http://localhost"),
-        );
-        release = host.open(admitted.userId, sink, lastEventId);
+    const url = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
+    const request = {
+      method: req.method ?? "GET",
+      url,
+      header: (name: string) => {
+        const value = req.headers[name];
+        return Array.isArray(value) ? value.join(", ") : value;
       },
-      (error: unknown) => {
-        host.logger.error({ err: error }, "pgrealtime: could not open an event stream");
-        if (!res.headersSent) res.writeHead(500).end();
-      },
-    );
+    };
+    if (dispatch(host, request, createNodeResponder(req, res), () => authenticate(req))) return;
+    if (next) next();
+    else if (!res.headersSent)
+      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not found\n");
   };
 }
 

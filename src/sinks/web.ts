@@ -1,47 +1,77 @@
-import type { Sink } from "../sse.js";
+import type { Sink } from "../connection.js";
+import { type Responder, STREAM_HEADERS } from "../dispatch.js";
 
 /**
- * A stream for a Fetch API `Response`. Its queue is counted in bytes, so `bufferedBytes` is what the
- * client has not read yet. The cleanup runs once, when the client goes away (cancel or abort).
+ * Answers one Fetch API request: `response` resolves to the `Response` once the route table has
+ * decided (a refusal, the client script, or the stream). The stream's queue is counted in bytes, so
+ * `bufferedBytes` is what the client has not read yet; the client going away (the request's abort
+ * signal, or the stream's cancel) runs the `onGone` callback once.
  */
-export function createWebSink(signal?: AbortSignal): {
-  stream: ReadableStream<Uint8Array>;
-  sink: Sink;
-  onClose(cleanup: () => void): void;
+export function createWebResponder(signal?: AbortSignal): {
+  responder: Responder;
+  response: Promise<Response>;
 } {
+  let respond!: (response: Response) => void;
+  const response = new Promise<Response>((resolve) => {
+    respond = resolve;
+  });
+  let gone = signal?.aborted ?? false;
+  let onGone: (() => void) | undefined;
+  const clientGone = () => {
+    if (gone) return;
+    gone = true;
+    onGone?.();
+  };
+  signal?.addEventListener("abort", clientGone, { once: true });
+  const responder: Responder = {
+    send(status, headers, body) {
+      signal?.removeEventListener("abort", clientGone);
+      respond(new Response(body, { status, headers }));
+    },
+    start() {
+      const { stream, sink } = webSink(clientGone, () => signal?.removeEventListener("abort", clientGone));
+      respond(new Response(stream, { status: 200, headers: STREAM_HEADERS }));
+      return sink;
+    },
+    onGone(fn) {
+      onGone = fn;
+      if (gone) fn();
+    },
+  };
+  return { responder, response };
+}
+
+function webSink(
+  clientGone: () => void,
+  ended: () => void,
+): { stream: ReadableStream<Uint8Array>; sink: Sink } {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
-  let cleanup: (() => void) | undefined;
-  let gone = false;
   // Resolved when the reader asks for more with nothing queued: all written data was taken.
   let drainWaiters: Array<() => void> = [];
   const wakeDrainWaiters = () => {
     for (const resolve of drainWaiters) resolve();
     drainWaiters = [];
   };
-
-  const clientGone = () => {
-    if (gone) return;
-    gone = true;
-    wakeDrainWaiters();
-    cleanup?.();
-  };
+  let cancelled = false;
   const stream = new ReadableStream<Uint8Array>(
     {
       start(c) {
         controller = c;
       },
       pull: wakeDrainWaiters,
-      cancel: clientGone,
+      cancel() {
+        cancelled = true;
+        wakeDrainWaiters();
+        clientGone();
+      },
     },
     { highWaterMark: 0, size: (chunk) => chunk.byteLength },
   );
-  signal?.addEventListener("abort", clientGone, { once: true });
-
   function end(finish: () => void): void {
     if (closed) return;
     closed = true;
-    signal?.removeEventListener("abort", clientGone);
+    ended();
     wakeDrainWaiters();
     try {
       finish();
@@ -49,7 +79,6 @@ export function createWebSink(signal?: AbortSignal): {
       // Already cancelled by the client: nothing left to end.
     }
   }
-
   const sink: Sink = {
     write(chunk) {
       if (!closed) controller.enqueue(chunk);
@@ -58,7 +87,7 @@ export function createWebSink(signal?: AbortSignal): {
       return closed ? 0 : -(controller.desiredSize ?? 0);
     },
     drained() {
-      if (closed || gone || (controller.desiredSize ?? 0) >= 0) return Promise.resolve();
+      if (closed || cancelled || (controller.desiredSize ?? 0) >= 0) return Promise.resolve();
       return new Promise((resolve) => drainWaiters.push(resolve));
     },
     abort() {
@@ -69,12 +98,5 @@ export function createWebSink(signal?: AbortSignal): {
       end(() => controller.close());
     },
   };
-  return {
-    stream,
-    sink,
-    onClose(fn) {
-      cleanup = fn;
-      if (gone) fn();
-    },
-  };
+  return { stream, sink };
 }

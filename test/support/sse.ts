@@ -9,6 +9,14 @@ export interface SseMessage {
   id?: string;
 }
 
+/**
+ * The `id:` line of event `id` as the server writes it: a cursor token, the event id followed by the
+ * row's tag and the stream's identity tag (see src/cursor.ts).
+ */
+export function cursorPattern(id: string): RegExp {
+  return new RegExp(`^${id}\\.[0-9a-z]{1,5}\\.[0-9a-z]{1,4}$`);
+}
+
 export class SseClient {
   readonly messages: SseMessage[] = [];
   readonly comments: string[] = [];

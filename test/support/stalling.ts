@@ -46,7 +46,7 @@ export async function stallingReader(
 
   await waitFor("event: connected\n");
   return {
-    seen: (id: string) => waitFor(`\nid: ${id}\n`),
+    seen: (id: string) => waitFor(`\ndata: {"id":"${id}",`),
     pause: () => socket.pause(),
     destroy: () => socket.destroy(),
   };

@@ -1,0 +1,21 @@
+import { dispatch, type Host } from "../dispatch.js";
+import { createWebResponder } from "../sinks/web.js";
+
+/** The Fetch API handler of a realtime instance (`realtime.handler`): our routes, else `404`. */
+export function createFetchHandler(host: Host): (request: Request) => Promise<Response> {
+  return async (request) => {
+    const { responder, response } = createWebResponder(request.signal);
+    const ours = dispatch(
+      host,
+      { method: request.method, url: new URL(request.url), header: (name) => request.headers.get(name) },
+      responder,
+      () => host.authenticate?.(request) ?? null,
+    );
+    if (!ours)
+      return new Response("Not found\n", {
+        status: 404,
+        headers: { "Content-Type": "text/plain; charset=utf-8" },
+      });
+    return response;
+  };
+}
