@@ -234,13 +234,8 @@ export class Receiver {
 
   /** Reads and delivers the later pages of one read, bounded by its snapshot. */
   private async pages(from: PageFrom, bound: Snapshot, after: string): Promise<void> {
-    for (let cursor = after; ; ) {
-      const page = await this.options.store.backlogPage(from, bound, "all", cursor, PAGE_SIZE);
+    for await (const page of this.options.store.backlog(from, bound, "all", after, PAGE_SIZE)) {
       await this.deliver(page);
-      const lastRow = page.at(-1);
-      if (!lastRow || page.length < PAGE_SIZE) return;
-      cursor = lastRow.event.id;
-      if (this.partial) this.partial.after = cursor;
     }
   }
 

@@ -130,18 +130,18 @@ async function replayBacklog(
   const size = await queries.run(() => store.backlogSize(judged, point.bound, audience, options.maxReplay));
   if (size > options.maxReplay) return reset("backlog-too-large");
   const last = BigInt(parsed.id);
+  const pages = store.backlog(judged, point.bound, audience, "-1", PAGE_SIZE);
   for (let after = "-1"; ; ) {
-    const page = await queries.run(() => store.backlogPage(judged, point.bound, audience, after, PAGE_SIZE));
+    const next = await queries.run(() => pages.next());
+    if (next.done) return null;
     // Rows deleted since the replay began may include some this client has not been sent yet.
     const prunedThrough = await queries.run(() => store.prunedThrough());
     if (prunedThrough > last && prunedThrough > BigInt(after)) return reset("pruned");
-    for (const row of page) {
+    for (const row of next.value) {
       const frame = await frameOf(row.event, rowTag(row.createdMicros), connection, options);
       if (frame && !(await connection.replay(frame, options.stallMs))) return null;
+      after = row.event.id;
     }
-    const lastRow = page.at(-1);
-    if (!lastRow || page.length < PAGE_SIZE) return null;
-    after = lastRow.event.id;
   }
 }
 
