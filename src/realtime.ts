@@ -211,8 +211,8 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     async disconnectUser(userId) {
       assertOpen();
       const id = normalizeUserId(userId);
-      // Locally at once; the command reaches the other processes ordered with the events around it.
-      streams.disconnect(id);
+      // Every process, this one included, takes the command in order with the events around it: an event
+      // published after this resolves comes after the command everywhere.
       if (storage) await store.insertControl("disconnect", id);
       else await store.notify(encodeDisconnect(id, secret));
     },
