@@ -41,7 +41,14 @@ const LISTENED = [
   "page_imported:abc",
   "strings",
   "tick",
+  "tick:42",
   "done",
+  // Names only a forged frame could ask for (reserved or malformed types): none may ever fire.
+  "error",
+  "ping",
+  "bad type",
+  "",
+  "x".repeat(101),
 ];
 const STATE_EVENTS = new Set(["rt:connected", "rt:disconnected", "rt:reset"]);
 
@@ -59,7 +66,16 @@ declare global {
     __events: Heard[];
     /** How many `ping` events (visible heartbeats) the page's EventSources have dispatched. */
     __pings: number;
+    /** Every `message` and `reset` frame the page's EventSources received, in order. */
+    __frames: Frame[];
   }
+}
+
+/** A frame as the page's EventSource received it: `id` is `data.id`, `cursor` its `id:` line. */
+interface Frame {
+  type: "message" | "reset";
+  id: string | null;
+  cursor: string;
 }
 
 /** C07: strings that break naive SSE framing (a raw CR or LF would end the line or forge a field). */
@@ -221,11 +237,20 @@ function pageHtml(scriptTag: string): string {
   window.__events = [];
   // Counts the heartbeats that reach the page; the client's own listeners are untouched.
   window.__pings = 0;
+  // Records each frame's id: line, the opaque cursor a resume must carry.
+  window.__frames = [];
   const NativeEventSource = window.EventSource;
   window.EventSource = class extends NativeEventSource {
     constructor(url, init) {
       super(url, init);
       this.addEventListener("ping", () => { window.__pings += 1; });
+      for (const type of ["message", "reset"]) {
+        this.addEventListener(type, (e) => {
+          let id = null;
+          try { id = JSON.parse(e.data).id ?? null; } catch {}
+          window.__frames.push({ type, id, cursor: e.lastEventId });
+        });
+      }
     }
   };
   for (const name of ${JSON.stringify(LISTENED)}) {
@@ -250,8 +275,12 @@ ${scriptTag}
 const sse = {
   connected: (userId: string | null = null) =>
     `retry: 60000\nevent: connected\ndata: ${JSON.stringify({ userId })}\n\n`,
-  event: (id: string, type: string, detail: object) =>
-    `id: ${id}\ndata: ${JSON.stringify({ id, type, scope: "global", detail })}\n\n`,
+  /** Event `id` (`data.id`) under the `id:` line `cursor` (default: the id itself; `null`: no line). */
+  event: (id: string, type: string, detail: object, cursor: string | null = id) =>
+    sse.raw(cursor, { id, type, scope: "global", detail }),
+  /** Any `data` JSON, under the `id:` line `cursor` unless `null`: also frames no publish can produce. */
+  raw: (cursor: string | null, data: unknown) =>
+    `${cursor === null ? "" : `id: ${cursor}\n`}data: ${JSON.stringify(data)}\n\n`,
   /** With `id`, the cursor to go on from; `""` is "no cursor". */
   reset: (reason: string, id?: string) =>
     `event: reset\n${id === undefined ? "" : `id: ${id}\n`}data: ${JSON.stringify({ reason })}\n\n`,
@@ -275,6 +304,22 @@ async function recorded(page: Page): Promise<Heard[]> {
 /** The application events a page dispatched, without connection state changes. */
 async function appEvents(page: Page): Promise<Heard[]> {
   return (await recorded(page)).filter((e) => !STATE_EVENTS.has(e.type));
+}
+
+/** The `id:` line (an opaque cursor) of the frame that brought event `eventId` to the page. */
+async function cursorOfEvent(page: Page, eventId: string): Promise<string> {
+  const frames = await page.evaluate(() => window.__frames);
+  const frame = frames.find((f) => f.type === "message" && f.id === eventId);
+  if (frame === undefined) throw new Error(`the page received no frame for event ${eventId}`);
+  return frame.cursor;
+}
+
+/** The `id:` line of the last `event: reset` the page received. */
+async function lastResetCursor(page: Page): Promise<string> {
+  const frames = await page.evaluate(() => window.__frames);
+  const frame = frames.filter((f) => f.type === "reset").at(-1);
+  if (frame === undefined) throw new Error("the page received no reset frame");
+  return frame.cursor;
 }
 
 async function countOf(page: Page, type: string): Promise<number> {
@@ -483,7 +528,9 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(first?.url.searchParams.get("lastEventId")).toBe(cursor);
       const done = await settle(page);
       expect(await appEvents(page)).toEqual([heard(missed), heard(done)]);
-      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(done.id);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(
+        await cursorOfEvent(page, done.id),
+      );
     });
 
     test("C08 a cursor the server cannot resume from fires rt:reset before anything else, then live events", async () => {
@@ -498,7 +545,9 @@ describe.skipIf(!HAS_CHROMIUM)(
         heard(live),
         heard(done),
       ]);
-      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(done.id);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(
+        await cursorOfEvent(page, done.id),
+      );
     });
 
     test("C08 after rt:reset the client goes on from the cursor the reset carried: two cuts later, one reset and nothing lost", async () => {
@@ -506,7 +555,10 @@ describe.skipIf(!HAS_CHROMIUM)(
       const newest = await realtime.publish({ userId: "someone-else", type: "tick", detail: { n: 0 } });
       const page = await openPage(await contextAs("pat"), { cursor: "999999999999" });
       await waitFor(page, "rt:reset");
-      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(newest.id);
+      // The reset's cursor stands at the newest stored event (a bare id, or a token that starts with it).
+      const resetCursor = await lastResetCursor(page);
+      expect(resetCursor).toMatch(new RegExp(`^${newest.id}(\\.|$)`));
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe(resetCursor);
 
       // Two losses before any event arrives: only the reset can have moved the cursor.
       app.cutStreams("pat");
@@ -524,7 +576,10 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(await appEvents(page)).toEqual([heard(missed), heard(live), heard(done)]);
       const [initial, ...reconnects] = app.requestsOf("pat");
       expect(initial?.url.searchParams.get("lastEventId")).toBe("999999999999");
-      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([newest.id, newest.id]);
+      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([
+        resetCursor,
+        resetCursor,
+      ]);
     });
 
     test("C08 with storage off, rt:reset clears the cursor: the reconnect carries none and gets no second reset", async () => {
@@ -584,7 +639,8 @@ describe.skipIf(!HAS_CHROMIUM)(
 
       const [initial, ...reconnects] = app.requestsOf("frank");
       expect(initial?.url.searchParams.has("lastEventId")).toBe(false);
-      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([e1.id, e1.id]);
+      const c1 = await cursorOfEvent(page, e1.id);
+      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([c1, c1]);
       expect((await recorded(page)).map((e) => e.type).filter((t) => STATE_EVENTS.has(t))).toEqual([
         "rt:connected",
         "rt:disconnected",
@@ -608,7 +664,8 @@ describe.skipIf(!HAS_CHROMIUM)(
       await waitFor(page, "rt:connected", 2);
 
       const [, ...retries] = app.requestsOf("grace");
-      expect(retries.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([e1.id, e1.id, e1.id]);
+      const c1 = await cursorOfEvent(page, e1.id);
+      expect(retries.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([c1, c1, c1]);
       // A refused attempt is no change of state: one disconnected, one connected.
       expect(await countOf(page, "rt:disconnected")).toBe(1);
 
@@ -684,6 +741,73 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBeNull();
     });
 
+    test("the id: line is an opaque cursor: resumes carry it, de-duplication goes by data.id, a frame without id: leaves the cursor", async () => {
+      const page = await openPage(await contextAs("olga"), { auto: "false" });
+      app.script(
+        sse.connected() + sse.event("7", "tick", { n: 7 }, "7.abc.0"),
+        // The same event under another cursor (a resume overlap): dropped, and the cursor stays; then an
+        // event without an id: line, dispatched without moving the cursor either.
+        sse.connected() +
+          sse.event("7", "tick", { n: 70 }, "7.xyz.1") +
+          sse.event("9", "tick", { n: 9 }, null),
+        { hold: sse.connected() + sse.event("10", "tick", { n: 10 }, "10.abc.0") },
+      );
+      await connectIn(page, { url: "/scripted/events", retryBaseMs: 50 });
+      await waitFor(page, "rt:tick", 3);
+
+      expect((await appEvents(page)).map((e) => [e.id, e.detail])).toEqual([
+        ["7", { n: 7 }],
+        ["9", { n: 9 }],
+        ["10", { n: 10 }],
+      ]);
+      expect(app.scriptedRequests.map((url) => url.searchParams.get("lastEventId"))).toEqual([
+        null,
+        "7.abc.0",
+        "7.abc.0",
+      ]);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe("10.abc.0");
+    });
+
+    test("defence in depth (C36, C40): frames no publish can produce are never dispatched, never move the cursor or the seen ids", async () => {
+      const page = await openPage(await contextAs("oscar"), { auto: "false" });
+      const forged = (n: number, message: object) =>
+        sse.raw(`${n}.forged.0`, { id: String(n), scope: "global", ...message });
+      app.script(
+        sse.connected() +
+          sse.event("1", "tick", { n: 1 }, "1.a.0") +
+          // A forged reset carrying id "2" must not make the real event 2 look seen.
+          forged(2, { type: "reset", detail: { reason: "forged" } }) +
+          sse.event("2", "tick", { n: 2 }, "2.a.0") +
+          forged(3, { type: "connected", detail: { userId: "oscar" } }) +
+          forged(4, { type: "disconnected", detail: {} }) +
+          forged(5, { type: "error", detail: {} }) +
+          forged(6, { type: "ping", detail: {} }) +
+          forged(7, { type: "bad type", detail: {} }) +
+          forged(8, { type: "x".repeat(101), detail: {} }) +
+          forged(9, { type: "", detail: {} }) +
+          forged(10, { type: "tick:42", detail: {} }) +
+          forged(11, { type: 5, detail: {} }) +
+          forged(12, { type: "tick", detail: [1] }) +
+          forged(13, { type: "tick", detail: null }) +
+          forged(14, { type: "tick", detail: "x" }) +
+          forged(15, { type: "tick" }),
+        { hold: sse.connected() + sse.event("20", "done", {}, "20.a.0") },
+      );
+      await connectIn(page, { url: "/scripted/events", retryBaseMs: 50 });
+      await waitFor(page, "rt:done");
+
+      expect((await recorded(page)).map((e) => [e.type, e.id ?? null])).toEqual([
+        ["rt:connected", null],
+        ["rt:tick", "1"],
+        ["rt:tick", "2"],
+        ["rt:disconnected", null],
+        ["rt:connected", null],
+        ["rt:done", "20"],
+      ]);
+      expect(app.scriptedRequests.map((url) => url.searchParams.get("lastEventId"))).toEqual([null, "2.a.0"]);
+      expect(await page.evaluate(() => window.pgrealtime?.connection?.lastEventId)).toBe("20.a.0");
+    });
+
     test("a stream request that is never answered is abandoned after heartbeatTimeoutMs and retried", async () => {
       const page = await openPage(await contextAs("ivan"), { auto: "false" });
       app.hangNext("ivan", 1);
@@ -711,7 +835,9 @@ describe.skipIf(!HAS_CHROMIUM)(
 
       await waitFor(page, "rt:connected", 2);
       const [, ...reconnects] = app.requestsOf("judy");
-      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([e1.id]);
+      expect(reconnects.map((r) => r.url.searchParams.get("lastEventId"))).toEqual([
+        await cursorOfEvent(page, e1.id),
+      ]);
       const e3 = await realtime.publish({ userId: "judy", type: "tick", detail: { n: 3 } });
       const done = await settle(page);
       expect(await appEvents(page)).toEqual([heard(e1), heard(lost), heard(e3), heard(done)]);
@@ -734,7 +860,7 @@ describe.skipIf(!HAS_CHROMIUM)(
 
       const [, reconnect, ...more] = heartbeatingApp.requestsOf("uma");
       expect(more).toEqual([]);
-      expect(reconnect?.url.searchParams.get("lastEventId")).toBe(e1.id);
+      expect(reconnect?.url.searchParams.get("lastEventId")).toBe(await cursorOfEvent(page, e1.id));
       // Silence counts from the last message, which came before the stall; the reconnect adds a backoff
       // under 100 ms, and the rest is slack for a loaded machine.
       expect((reconnect?.at ?? Number.POSITIVE_INFINITY) - stalledAt).toBeLessThan(timeoutMs + 1_000);

@@ -7,8 +7,11 @@
  * @module
  */
 
-/** Where an application event was published: one user's connections, or every connection. */
-export type BrowserScope = "user" | "global";
+import type { BrowserScope } from "./dispatcher.js";
+import { createDispatcher } from "./dispatcher.js";
+import { openTransport } from "./transport.js";
+
+export type { BrowserScope } from "./dispatcher.js";
 
 /**
  * The DOM event dispatched for every application event, as `rt:<type>` and, when the detail has an
@@ -24,7 +27,10 @@ export type BrowserScope = "user" | "global";
  * });
  */
 export interface RealtimeDomEvent<Detail = Record<string, unknown>> extends CustomEvent<Detail> {
-  /** The event's id (a decimal string with storage on); the cursor the client resumes from. */
+  /**
+   * The event's own id (`data.id`: a decimal string with storage on), the key of de-duplication. Not the
+   * resume cursor: that is {@link RealtimeConnection.lastEventId}, an opaque token.
+   */
   readonly id: string;
   /** `"user"` when published with `publish`, `"global"` when published with `publishGlobal`. */
   readonly scope: BrowserScope;
@@ -41,14 +47,15 @@ export interface ConnectOptions {
   /** Sends cookies on a cross-origin stream (`EventSource` `withCredentials`). Default `false`. */
   withCredentials?: boolean;
   /**
-   * The starting cursor: the id of the last event the page already reflects, usually rendered by the
-   * server with the page (`realtime.scriptTag({ lastEventId })`), so events published between render and
+   * The starting cursor: where the page's state stands, usually rendered by the server with the page
+   * (`realtime.scriptTag({ lastEventId })`, an event id such as `realtime.currentEventId()`, or a cursor
+   * token read from {@link RealtimeConnection.lastEventId}), so events published between render and
    * connect are delivered. Default `null`: start live, with nothing replayed.
    */
   lastEventId?: string | number | null;
   /**
    * Milliseconds without any message after which the stream is presumed dead and reopened, resuming
-   * from the last id. It bounds the wait for the server's `connected` event on every attempt. On an open
+   * from the cursor. It bounds the wait for the server's `connected` event on every attempt. On an open
    * stream it applies from the first heartbeat the page sees: the server pings (`event: ping`) so
    * that no stream stays silent longer than its `heartbeatMs` (default 15000); keep this well above
    * that. Until a stream has shown a heartbeat, silence alone does not cut it (a server whose
@@ -76,8 +83,10 @@ export interface RealtimeConnection {
    */
   close(): void;
   /**
-   * The cursor sent as `?lastEventId=` on reconnect: the id of the last event dispatched, else the
-   * starting cursor; an `rt:reset` replaces it with the one the server sent (`null`: start live).
+   * The cursor sent as `?lastEventId=` on reconnect, an opaque token (e.g. `"1234.3k9zq.a0b1"`): the
+   * `id:` line of the last event dispatched, else the starting cursor; an `rt:reset` replaces it with the
+   * one the server sent (`null`: start live). Store or compare it only as a whole string; the event's
+   * own id is {@link RealtimeDomEvent.id}.
    */
   readonly lastEventId: string | null;
   /** Whether the stream is open and the server has sent `connected`. */
@@ -89,8 +98,6 @@ const DEFAULT_PREFIX = "rt:";
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 45_000;
 const DEFAULT_RETRY_BASE_MS = 1_000;
 const DEFAULT_RETRY_MAX_MS = 30_000;
-/** Resume overlaps (and a native reconnect racing ours) repeat recent ids, not ancient ones. */
-const REMEMBERED_IDS = 1_000;
 
 /**
  * Opens the realtime stream and dispatches its events on `target` (default `window`):
@@ -100,13 +107,14 @@ const REMEMBERED_IDS = 1_000;
  *   a string or number;
  * - `rt:connected` (detail `{ userId }`) and `rt:disconnected` (detail `null`) on each change of state:
  *   the client starts disconnected, so a refused first attempt fires nothing, and a refused retry no more;
- * - `rt:reset` (detail `{ reason }`) when the server cannot resume from the last id: reload the state.
+ * - `rt:reset` (detail `{ reason }`) when the server cannot resume from the cursor: reload the state.
  *   The client then goes on from the cursor the server sent with it (none with storage off), so the next
  *   reconnect resumes from there instead of being reset again.
  *
  * After any loss (network error, non-200 answer, missed heartbeats) it reconnects by itself, forever, with
- * capped exponential backoff and full jitter, resuming from the last id it dispatched; an id already
- * dispatched is never dispatched again.
+ * capped exponential backoff and full jitter, resuming from the cursor of the last event it dispatched; an
+ * event id already dispatched is never dispatched again. A frame no server publish can produce (a reserved
+ * or malformed `type`, a `detail` that is not a plain object) is ignored and never moves the cursor.
  *
  * @example
  * import { connect } from "pgrealtime/client";
@@ -124,248 +132,50 @@ export function connect(options: ConnectOptions = {}): RealtimeConnection {
   if (typeof EventSource === "undefined") {
     throw new TypeError("pgrealtime: this environment has no EventSource");
   }
-  const url = options.url ?? DEFAULT_URL;
-  const prefix = options.prefix ?? DEFAULT_PREFIX;
-  const withCredentials = options.withCredentials === true;
   const heartbeatTimeoutMs = optionalMs(options.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS);
   const retryBaseMs = positiveMs(options.retryBaseMs, DEFAULT_RETRY_BASE_MS);
   const retryMaxMs = Math.max(retryBaseMs, positiveMs(options.retryMaxMs, DEFAULT_RETRY_MAX_MS));
-
-  let lastEventId = cursorOf(options.lastEventId);
-  // Insertion-ordered, so the oldest id is the first one to forget.
-  const dispatched = new Set<string>();
-  let source: EventSource | null = null;
-  let detachSource: (() => void) | null = null;
-  let connected = false;
-  let closed = false;
-  let attempt = 0;
-  let retryTimer: ReturnType<typeof setTimeout> | undefined;
-  let watchdogTimer: ReturnType<typeof setTimeout> | undefined;
-  let lastMessageAt = Date.now();
-  let heartbeatsVisible = false;
-  let hiddenAt: number | null = null;
-
-  function emit(name: string, detail: unknown): void {
-    target?.dispatchEvent(new CustomEvent(prefix + name, { detail }));
-  }
-
-  function streamUrl(): string {
-    if (lastEventId === null) return url;
-    const base = typeof location === "undefined" ? undefined : location.href;
-    const resolved = new URL(url, base);
-    resolved.searchParams.set("lastEventId", lastEventId);
-    return resolved.href;
-  }
-
-  function open(): void {
-    retryTimer = undefined;
-    heartbeatsVisible = false;
-    lastMessageAt = Date.now();
-    const es = new EventSource(streamUrl(), { withCredentials });
-    // A closed EventSource dispatches nothing more, but a listener may already be queued behind it.
-    const own =
-      <E extends Event>(handler: (event: E) => void) =>
-      (event: Event): void => {
-        if (es === source && !closed) handler(event as E);
-      };
-    const listeners: Array<[string, (event: Event) => void]> = [
-      ["open", own(onActivity)],
-      ["connected", own(onConnected)],
-      ["message", own(onMessage)],
-      ["reset", own(onReset)],
-      ["ping", own(onPing)],
-      ["error", own(() => lose(false))],
-    ];
-    for (const [name, listener] of listeners) es.addEventListener(name, listener);
-    source = es;
-    detachSource = () => {
-      for (const [name, listener] of listeners) es.removeEventListener(name, listener);
-      es.close();
-    };
-    armWatchdog(heartbeatTimeoutMs);
-  }
-
-  function dropSource(): void {
-    detachSource?.();
-    detachSource = null;
-    source = null;
-    clearTimeout(watchdogTimer);
-    watchdogTimer = undefined;
-  }
-
-  /**
-   * Every loss goes through here, including the ones native EventSource would retry by itself: its retry
-   * has no backoff or jitter, resumes only with the header of its own instance, and stops for good on a
-   * non-200 answer; one path of our own keeps the cursor and the backoff in one place.
-   */
-  function lose(immediately: boolean): void {
-    dropSource();
-    if (connected) {
-      connected = false;
-      emit("disconnected", null);
-    }
-    if (closed) return;
-    if (immediately) {
-      open();
-      return;
-    }
-    const ceiling = Math.min(retryMaxMs, retryBaseMs * 2 ** attempt);
-    attempt = Math.min(attempt + 1, 30);
-    retryTimer = setTimeout(open, Math.random() * ceiling);
-  }
-
-  function retryNow(): void {
-    if (retryTimer === undefined || closed) return;
-    clearTimeout(retryTimer);
-    open();
-  }
-
-  function onActivity(): void {
-    lastMessageAt = Date.now();
-  }
-
-  function onConnected(event: MessageEvent): void {
-    onActivity();
-    attempt = 0;
-    const changed = !connected;
-    connected = true;
-    armWatchdog(heartbeatTimeoutMs);
-    if (!changed) return;
-    const data = parseJson(event.data);
-    emit("connected", isObject(data) ? data : { userId: null });
-  }
-
-  function onPing(): void {
-    onActivity();
-    if (heartbeatsVisible) return;
-    heartbeatsVisible = true;
-    armWatchdog(heartbeatTimeoutMs);
-  }
-
-  function onReset(event: MessageEvent): void {
-    onActivity();
-    // The server could not resume from our cursor, so the ids we remember may belong to another history
-    // (a recreated table restarts at 1); keeping them could drop new events.
-    dispatched.clear();
-    // The reset's `id:` line is the cursor to continue from (the newest event when it was sent); an empty
-    // one, as with storage off, means none. Keeping the old cursor would get a reset on every reconnect.
-    lastEventId = event.lastEventId || null;
-    const data = parseJson(event.data);
-    const reason = isObject(data) && typeof data.reason === "string" ? data.reason : "unknown";
-    emit("reset", { reason });
-  }
-
-  function onMessage(event: MessageEvent): void {
-    onActivity();
-    const message = parseJson(event.data);
-    if (!isObject(message) || typeof message.type !== "string" || !isObject(message.detail)) return;
-    const id = typeof message.id === "string" ? message.id : event.lastEventId || null;
-    if (id !== null) {
-      if (dispatched.has(id)) return;
-      dispatched.add(id);
-      if (dispatched.size > REMEMBERED_IDS) {
-        const oldest = dispatched.values().next().value;
-        if (oldest !== undefined) dispatched.delete(oldest);
-      }
-      lastEventId = id;
-    }
-    const scope = message.scope === "user" ? "user" : "global";
-    const name = prefix + message.type;
-    target?.dispatchEvent(realtimeEvent(name, message.detail, id ?? "", scope));
-    const entity = message.detail[":id"];
-    if ((typeof entity === "string" || typeof entity === "number") && !closed) {
-      // Its own copy: a listener of the first event may have mutated the detail it was given.
-      const detail = (parseJson(event.data) as { detail: Record<string, unknown> }).detail;
-      target?.dispatchEvent(realtimeEvent(`${name}:${entity}`, detail, id ?? "", scope));
-    }
-  }
-
-  /** Before `connected` the wait is always bounded; after it, silence means something only if heartbeats show. */
-  function watching(): boolean {
-    return heartbeatTimeoutMs > 0 && source !== null && (!connected || heartbeatsVisible);
-  }
-
-  function armWatchdog(delayMs: number): void {
-    clearTimeout(watchdogTimer);
-    watchdogTimer = undefined;
-    if (watching()) watchdogTimer = setTimeout(checkSilence, delayMs);
-  }
-
-  function checkSilence(): void {
-    watchdogTimer = undefined;
-    if (!watching()) return;
-    const silentMs = Date.now() - lastMessageAt;
-    if (silentMs >= heartbeatTimeoutMs) lose(false);
-    else armWatchdog(heartbeatTimeoutMs - silentMs);
-  }
-
-  function onVisibilityChange(): void {
-    if (document.visibilityState === "hidden") {
-      hiddenAt ??= Date.now();
-      return;
-    }
-    const hiddenMs = hiddenAt === null ? 0 : Date.now() - hiddenAt;
-    hiddenAt = null;
-    // The user is back: a pending backoff should not make them wait.
-    if (retryTimer !== undefined) {
-      retryNow();
-      return;
-    }
-    if (source === null || heartbeatTimeoutMs === 0) return;
-    const silentMs = Date.now() - lastMessageAt;
-    // Timers of hidden tabs are throttled or frozen, so the watchdog may not have had its chance; without
-    // visible heartbeats a long hide plus silence is the only sign of a socket the OS has killed.
-    if (silentMs >= heartbeatTimeoutMs && (watching() || hiddenMs >= heartbeatTimeoutMs)) lose(true);
-  }
-
-  const hasDocument = typeof document !== "undefined";
-  const hasWindow = typeof window !== "undefined";
-  if (hasDocument) {
-    if (document.visibilityState === "hidden") hiddenAt = Date.now();
-    document.addEventListener("visibilitychange", onVisibilityChange);
-  }
-  if (hasWindow) window.addEventListener("online", retryNow);
-  open();
+  const dispatcher = createDispatcher(target, options.prefix ?? DEFAULT_PREFIX);
+  const transport = openTransport(
+    {
+      url: options.url ?? DEFAULT_URL,
+      withCredentials: options.withCredentials === true,
+      heartbeatTimeoutMs,
+      retryBaseMs,
+      retryMaxMs,
+      cursor: cursorOf(options.lastEventId),
+    },
+    {
+      connected: dispatcher.connected,
+      disconnected: dispatcher.disconnected,
+      reset(data, id) {
+        // The reset's `id:` line is the cursor to continue from (the newest event when it was sent); an
+        // empty one, as with storage off, means none. Keeping the old cursor would reset every reconnect.
+        transport.cursor = id;
+        dispatcher.reset(data);
+      },
+      message(data, id) {
+        // Only an event actually dispatched moves the cursor, and before its DOM events, so that their
+        // listeners read the cursor of the event they handle. No `id:` line: the cursor stays.
+        dispatcher.message(data, () => {
+          if (id !== null) transport.cursor = id;
+        });
+      },
+    },
+  );
 
   return {
     close(): void {
-      if (closed) return;
-      closed = true;
-      clearTimeout(retryTimer);
-      retryTimer = undefined;
-      if (hasDocument) document.removeEventListener("visibilitychange", onVisibilityChange);
-      if (hasWindow) window.removeEventListener("online", retryNow);
-      lose(false);
+      dispatcher.stop();
+      transport.close();
     },
     get lastEventId(): string | null {
-      return lastEventId;
+      return transport.cursor;
     },
     get connected(): boolean {
-      return connected;
+      return transport.connected;
     },
   };
-}
-
-function realtimeEvent(name: string, detail: unknown, id: string, scope: BrowserScope): CustomEvent {
-  const event = new CustomEvent(name, { detail });
-  Object.defineProperties(event, {
-    id: { value: id, enumerable: true },
-    scope: { value: scope, enumerable: true },
-  });
-  return event;
-}
-
-function parseJson(text: unknown): unknown {
-  if (typeof text !== "string") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function cursorOf(value: string | number | null | undefined): string | null {
