@@ -17,9 +17,12 @@ export const SIGNED_MAX_AGE_MS = 5 * 60_000;
 const EVENT_KEYS = ["k", "id", "type", "scope", "userId", "detail", "createdAt"];
 const DISCONNECT_KEYS = ["k", "id", "userId", "createdAt"];
 
+/** Notifications of this prefix are probes, from this process or another: never events. */
+export const PROBE_PREFIX = '{"k":"probe",';
+
 /** The payload of a probe: sent by a listener to itself to prove notifications arrive. */
 export function probePayload(nonce: string): string {
-  return `{"k":"probe","nonce":"${nonce}"}`;
+  return `${PROBE_PREFIX}"nonce":"${nonce}"}`;
 }
 
 /**

@@ -1,22 +1,12 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { backoffDelay, failureDetail, RetryLog } from "./backoff.js";
+import { PROBE_PREFIX, probePayload } from "./channel.js";
 import { RealtimeError } from "./errors.js";
 import { idleSessionTimeoutMs, livenessInterval, startLiveness } from "./liveness.js";
-import {
-  CONNECT_TIMEOUT_MS,
-  PROBE_PREFIX,
-  PROBE_TIMEOUT_MS,
-  probePayload,
-  sendProbe,
-  swallowedProbe,
-} from "./probe.js";
-import { quoteIdent } from "./store.js";
+import { CONNECT_TIMEOUT_MS, PROBE_TIMEOUT_MS, sendProbe, swallowedProbe } from "./probe.js";
+import { SESSION_SQL } from "./statements.js";
 import type { ListenerState, Logger } from "./types.js";
-
-// Kept importable from here: other modules have always found them in this file.
-export { backoffDelay } from "./backoff.js";
-export { PROBE_PREFIX } from "./probe.js";
 
 export interface ListenerOptions {
   /** How to reach PostgreSQL: a session connection (LISTEN does not survive transaction pooling). */
@@ -37,6 +27,8 @@ export interface ListenerOptions {
   onAttempt?(listening: Promise<boolean>): void;
   /** Called on each state change, with the state before it and the error that caused it, if any. */
   onState?(state: ListenerState, previous: ListenerState, error?: unknown): void;
+  /** Called when the server ends idle sessions (`idle_session_timeout`), with that timeout in ms. */
+  onIdleSessionTimeout?(timeoutMs: number): void;
 }
 
 /** One connection attempt and how far it got. */
@@ -107,7 +99,7 @@ export class Listener {
       await client.connect();
       attempt.connected = true;
       this.watchLiveness(attempt, await idleSessionTimeoutMs(client));
-      await client.query(`LISTEN ${quoteIdent(this.options.channel)}`);
+      await client.query(SESSION_SQL.listen(this.options.channel));
       await this.runProbe();
     } catch (error) {
       if (!attempt.over && this.current === attempt && !this.everListened && isFatal(error)) {
@@ -178,6 +170,7 @@ export class Listener {
   private watchLiveness(attempt: Attempt, idleTimeoutMs: number): void {
     const { heartbeatMs, logger } = this.options;
     const livenessMs = livenessInterval(heartbeatMs, idleTimeoutMs);
+    if (idleTimeoutMs > 0) this.options.onIdleSessionTimeout?.(idleTimeoutMs);
     if (livenessMs < heartbeatMs && !this.shortenedLogged) {
       this.shortenedLogged = true;
       logger.info(

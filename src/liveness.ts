@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { SESSION_SQL } from "./statements.js";
 
 /** The liveness interval is never shortened below this, however short the server's idle timeout. */
 const LIVENESS_FLOOR_MS = 50;
@@ -20,9 +21,7 @@ export function parsePgDuration(text: string): number | undefined {
  * `current_setting(…, true)` rather than `SHOW`, which fails on servers that do not know the setting.
  */
 export async function idleSessionTimeoutMs(client: pg.Client): Promise<number> {
-  const { rows } = await client.query<{ value: string | null }>(
-    "SELECT current_setting('idle_session_timeout', true) AS value",
-  );
+  const { rows } = await client.query<{ value: string | null }>(SESSION_SQL.idleSessionTimeout);
   return parsePgDuration(rows[0]?.value ?? "0") ?? 0;
 }
 
@@ -58,7 +57,7 @@ export function startLiveness(
       return;
     }
     pendingTicks = 0;
-    client.query("SELECT 1").then(
+    client.query(SESSION_SQL.liveness).then(
       () => {
         pendingTicks = undefined;
       },

@@ -1,17 +1,11 @@
 import pg from "pg";
 import { RealtimeError } from "./errors.js";
+import { SESSION_SQL } from "./statements.js";
 
 /** How long a connection attempt may take before it counts as failed (and is retried). */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** How long the start-up probe waits for its own notification, once sent. */
 export const PROBE_TIMEOUT_MS = 2_000;
-/** Notifications of this prefix are probes, from this process or another: never events. */
-export const PROBE_PREFIX = '{"probe":';
-
-/** The payload of the probe identified by `nonce`. */
-export function probePayload(nonce: string): string {
-  return `${PROBE_PREFIX}"${nonce}"}`;
-}
 
 /**
  * NOTIFYs `payload` on `channel` from a short-lived session of its own, so the probe depends neither on
@@ -32,7 +26,7 @@ export async function sendProbe(
   sender.on("error", () => {});
   try {
     await sender.connect();
-    await sender.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    await sender.query(SESSION_SQL.notify, [channel, payload]);
   } finally {
     await sender.end().catch(() => {});
   }

@@ -43,9 +43,14 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
   const secret = resolved.secret ?? null;
   const ownsPool = resolved.pool === undefined;
   const pool = resolved.pool ?? new pg.Pool({ connectionString: resolved.connectionString });
-  // An idle pooled client losing its server must not crash the process; the pool replaces it.
-  if (ownsPool)
-    pool.on("error", (error) => logger.warn({ err: error }, "pgrealtime: idle pool connection failed"));
+  // An idle pooled client losing its server must not crash the process; the pool replaces it. One that
+  // the server ended for idling (57P05, idle_session_timeout) is expected, not worth a warning.
+  if (ownsPool) {
+    pool.on("error", (error) => {
+      const expected = (error as { code?: string }).code === "57P05";
+      logger[expected ? "debug" : "warn"]({ err: error }, "pgrealtime: idle pool connection failed");
+    });
+  }
   let closed: Promise<void> | undefined;
   const assertOpen = () => {
     if (closed) throw closedError();
@@ -110,6 +115,13 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
     logger,
     onPayload: (payload) => receiver.notification(payload),
     onAttempt: (listening) => receiver.attempt(listening),
+    onIdleSessionTimeout(timeoutMs) {
+      // Our own pool lets idle connections go before the server ends them, so none is ended under a query.
+      const config = (pool as pg.Pool & { options: pg.PoolConfig }).options;
+      if (ownsPool && (config.idleTimeoutMillis ?? 10_000) > timeoutMs / 2) {
+        config.idleTimeoutMillis = Math.max(1, Math.floor(timeoutMs / 2));
+      }
+    },
     onState(state, previous, error) {
       if ((state === "reconnecting" || state === "failed") && error !== undefined) {
         notifyAll(observers.error, error, 'an on("error") listener');

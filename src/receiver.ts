@@ -1,7 +1,7 @@
+import { backoffDelay } from "./backoff.js";
 import { decodeEphemeral, type EphemeralMessage } from "./channel.js";
 import { rowTag } from "./cursor.js";
 import type { Hooks } from "./hooks.js";
-import { backoffDelay } from "./listener.js";
 import type { RowMeta } from "./router.js";
 import type { Snapshot } from "./snapshot.js";
 import { wentBack } from "./snapshot.js";

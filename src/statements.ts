@@ -10,6 +10,15 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** The statements of the LISTEN session and its probe, which run on connections of their own. */
+export const SESSION_SQL = {
+  listen: (channel: string) => `LISTEN ${quoteIdent(channel)}`,
+  /** `null` on servers before PostgreSQL 14, which have no such setting. */
+  idleSessionTimeout: "SELECT current_setting('idle_session_timeout', true) AS value",
+  liveness: "SELECT 1",
+  notify: "SELECT pg_notify($1, $2)",
+} as const;
+
 /** The columns of an event row as readers take them. */
 const COLUMNS = `id::text AS id, type, scope, user_id, detail, created_at, txid::text AS txid,
   (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;
@@ -27,7 +36,7 @@ export function statements(schema: string) {
   VALUES ($1, $2, $3, $4::jsonb, $5::jsonb) RETURNING id, created_at
 )
 SELECT id::text AS id, created_at, pg_notify($6, ${HINT_SQL("id")}) FROM e`,
-    notify: "SELECT pg_notify($1, $2)",
+    notify: SESSION_SQL.notify,
     insertControl: `WITH c AS (INSERT INTO ${s}."controls" (kind, user_id) VALUES ($1, $2) RETURNING id)
 SELECT pg_notify($3, json_build_object('k', 'hint', 'control', id::text)::text) FROM c`,
     // Commands matter only to processes running now; an hour covers any outage they catch up from.

@@ -22,11 +22,14 @@ const IDLE_SESSION_TIMEOUT_MS = 1_000;
 const EVENT_GAP_MS = 1_500;
 const EVENTS = 6;
 
-/** The run's database URL with another user, for a role of the test's own (the server trusts local users). */
-function urlAs(user: string): string {
+/**
+ * The run's database URL with another user and password, for a role of the test's own: the embedded
+ * server asks for passwords, a server with trust authentication ignores them.
+ */
+function urlAs(user: string, password: string): string {
   const url = new URL(databaseUrl());
   url.username = user;
-  url.password = "";
+  url.password = password;
   return url.toString();
 }
 
@@ -104,7 +107,10 @@ describe("a LISTEN connection that never connected", () => {
 
   it("a role that may not log in yet: 'attempt failed', then listening; a later loss is 'LISTEN connection lost'", async () => {
     const role = `rt_nologin_${randomBytes(4).toString("hex")}`;
-    await withClient(databaseUrl(), (client) => client.query(`CREATE ROLE ${role} NOLOGIN`));
+    const password = randomBytes(12).toString("hex");
+    await withClient(databaseUrl(), (client) =>
+      client.query(`CREATE ROLE ${role} NOLOGIN PASSWORD '${password}'`),
+    );
     cleanup("role", () =>
       withClient(databaseUrl(), async (client) => {
         await client.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", [
@@ -114,7 +120,10 @@ describe("a LISTEN connection that never connected", () => {
       }),
     );
     const logger = recordingLogger();
-    const { realtime, schema } = await migratedRealtime({ listenConnectionString: urlAs(role), logger });
+    const { realtime, schema } = await migratedRealtime({
+      listenConnectionString: urlAs(role, password),
+      logger,
+    });
     cleanup("realtime", () => realtime.close());
     const subscriber = collect(realtime);
     const { errors } = watchErrors(realtime);
