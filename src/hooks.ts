@@ -2,7 +2,7 @@
 // checked and used from the copy (a getter cannot answer one thing to the check and another to the
 // writer); neither hook may move an event to another audience; a hook that does not settle in time
 // drops that one event, never the events after it.
-import { isPlainObject, normalizeUserId, serializeObject, validateType } from "./event.js";
+import { isPlainObject, normalizeUserId, RESERVED_TYPES, serializeObject, validateType } from "./event.js";
 import type { Logger, RealtimeEvent, SendContext } from "./types.js";
 
 /** `onReceive` as the receiver calls it. */
@@ -25,10 +25,18 @@ export class Hooks {
 
   /**
    * Runs `onReceive` on a copy of `event`: the event to route (the original without a hook), or `null`
-   * when the hook dropped it, threw, returned something invalid or moved it to another audience, or did
+   * when its type is reserved, or the hook dropped it, threw, returned something invalid or moved it to another audience, or did
    * not settle within `hookTimeoutMs`. Every such failure is logged with the event id.
    */
   async receive(event: RealtimeEvent): Promise<RealtimeEvent | null> {
+    // A row written by hand (a role that may INSERT) could hold a name the client dispatches itself.
+    if (RESERVED_TYPES.has(event.type)) {
+      this.logger.error(
+        { eventId: event.id, type: event.type },
+        "pgrealtime: a stored event has a reserved type; dropped",
+      );
+      return null;
+    }
     if (!this.onReceive) return event;
     let timer: NodeJS.Timeout | undefined;
     try {
