@@ -10,6 +10,8 @@ import type { Logger, RealtimeEvent } from "./types.js";
 
 type PageFrom = { since: Snapshot } | { createdSince: Date };
 
+/** Milliseconds between back-to-back reads: bounds reads per second under load, adds at most this. */
+const BUSY_READ_GAP_MS = 2;
 /** Rows per read. */
 const PAGE_SIZE = 500;
 /** Storage-off ids remembered to drop a notification that arrives twice. */
@@ -175,6 +177,9 @@ export class Receiver {
         this.again = true;
       }
       if (!this.again) break;
+      // Woken while reading: under load, let a few more commits gather so that one read serves them all
+      // (an idle receiver reads at once).
+      await this.sleep(BUSY_READ_GAP_MS);
     }
     this.reading = false;
   }
