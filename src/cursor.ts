@@ -41,6 +41,15 @@ export function cursorToken(id: string, row: string, identity: string): string {
   return `${id}.${row}.${identity}`;
 }
 
+/**
+ * The cursor to go on from after a reset, for a stream of `identity`: the newest row's token, the bare
+ * pruning mark when every row up to it is gone (`createdMicros: null`).
+ */
+export function newestCursor(newest: { id: bigint; createdMicros: string | null }, identity: string): string {
+  const id = newest.id.toString();
+  return newest.createdMicros === null ? id : cursorToken(id, rowTag(newest.createdMicros), identity);
+}
+
 /** Reads a cursor sent by a client; `null` when it is neither a token nor a bare event id. */
 export function parseCursor(value: string): ClientCursor | null {
   if (isEventId(value)) return { id: value, rowTag: null, identityTag: null };

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Sink } from "./connection.js";
 import { RealtimeError } from "./errors.js";
+import { isEventId, refuseUnknownKeys } from "./event.js";
 import type { Refusal, Streams } from "./stream.js";
 import type { Logger, UserId } from "./types.js";
 
@@ -143,6 +144,29 @@ function clientScriptResponse(
   };
   if (ifNoneMatch === script.etag) return { status: 304, headers, body: "" };
   return { status: 200, headers, body: script.body };
+}
+
+/** The `<script>` tag that loads and connects the browser client (`realtime.scriptTag`). */
+export function scriptTag(
+  basePath: string,
+  options: { lastEventId?: string | null; autoConnect?: boolean } | null | undefined,
+): string {
+  refuseUnknownKeys(options ?? {}, ["lastEventId", "autoConnect"], "scriptTag", "option");
+  const autoConnect = options?.autoConnect;
+  if (autoConnect !== undefined && typeof autoConnect !== "boolean") {
+    throw new TypeError("scriptTag: autoConnect must be true or false");
+  }
+  let attributes = `src="${basePath}/client.js" defer`;
+  const lastEventId = options?.lastEventId;
+  if (lastEventId !== undefined && lastEventId !== null) {
+    // Validated, so it needs no HTML escaping: digits only, and a bigint.
+    if (!isEventId(lastEventId)) {
+      throw new TypeError(`lastEventId must be a decimal event id, got ${JSON.stringify(lastEventId)}`);
+    }
+    attributes += ` data-last-event-id="${lastEventId}"`;
+  }
+  if (autoConnect === false) attributes += ` data-auto-connect="false"`;
+  return `<script ${attributes}></script>`;
 }
 
 const HOST = Symbol.for("pgrealtime.host");

@@ -1,24 +1,31 @@
-// Wiring only: builds the parts of one instance and returns its public face. Each path lives in its
+// Wiring only: builds the parts of one instance and gives them their public face. Each path lives in its
 // own module: publish.ts, listener.ts, receiver.ts, router.ts, stream.ts, replay.ts, store.ts.
 import pg from "pg";
 import { createFetchHandler } from "./adapters/fetch.js";
 import type { Realtime, SubscribeOptions } from "./api.js";
 import { encodeDisconnect } from "./channel.js";
 import { HeartbeatSweep } from "./connection.js";
-import { cursorToken, rowTag } from "./cursor.js";
-import { attachHost, type Host } from "./dispatch.js";
-import { isEventId, normalizeUserId, refuseUnknownKeys } from "./event.js";
+import { attachHost, type Host, scriptTag } from "./dispatch.js";
+import { normalizeUserId, refuseUnknownKeys } from "./event.js";
 import { type BeforeSend, Hooks, type OnReceive } from "./hooks.js";
 import { Listener } from "./listener.js";
-import { migrate } from "./migrate.js";
-import { resolveOptions } from "./options.js";
+import { type MigrateResult, migrate } from "./migrate.js";
+import { Observers } from "./observers.js";
+import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { closedError, Publisher } from "./publish.js";
 import { Receiver } from "./receiver.js";
-import { isThenable, Router } from "./router.js";
-import { namedFrame } from "./sse.js";
+import { Router } from "./router.js";
 import { Store } from "./store.js";
 import { Streams } from "./stream.js";
-import type { DefaultEvents, EventMap, RealtimeEvent, RealtimeOptions } from "./types.js";
+import type {
+  DefaultEvents,
+  EventMap,
+  ListenerState,
+  PublishOptions,
+  RealtimeEvent,
+  RealtimeOptions,
+  UserId,
+} from "./types.js";
 
 export type { Realtime, SubscribeOptions } from "./api.js";
 
@@ -38,240 +45,262 @@ export function createRealtime<Events extends EventMap = DefaultEvents>(
   options: RealtimeOptions<Events>,
 ): Realtime<Events> {
   // Inside, events are untyped; the type parameter only shapes the public surface.
-  const resolved = resolveOptions(options as unknown as RealtimeOptions);
-  const { logger, storage } = resolved;
-  const secret = resolved.secret ?? null;
-  const ownsPool = resolved.pool === undefined;
-  const pool = resolved.pool ?? new pg.Pool({ connectionString: resolved.connectionString });
-  // An idle pooled client losing its server must not crash the process; the pool replaces it. One that
-  // the server ended for idling (57P05, idle_session_timeout) is expected, not worth a warning.
-  if (ownsPool) {
-    pool.on("error", (error) => {
-      const expected = (error as { code?: string }).code === "57P05";
-      logger[expected ? "debug" : "warn"]({ err: error }, "pgrealtime: idle pool connection failed");
-    });
-  }
-  let closed: Promise<void> | undefined;
-  const assertOpen = () => {
-    if (closed) throw closedError();
-  };
-
-  const store = new Store(pool, resolved.schema);
-  const hooks = new Hooks(
-    resolved.onReceive as OnReceive | undefined,
-    resolved.beforeSend as BeforeSend | undefined,
-    resolved.hookTimeoutMs,
-    logger,
-  );
-  const router = new Router(logger, hooks);
-  const heartbeat = new HeartbeatSweep(resolved.heartbeatMs, () => router.connections());
-  const observers = {
-    reconnect: new Set<(value?: unknown) => void>(),
-    error: new Set<(value?: unknown) => void>(),
-  };
-  const resetObservers = new Set<(reason: string) => void>();
-  /** Calls each observer; one that throws is logged and stops neither the others nor the caller. */
-  function notifyAll<T>(fns: Set<(value: T) => void>, value: T, what: string): void {
-    const failed = (error: unknown) => logger.error({ err: error }, `pgrealtime: ${what} threw`);
-    for (const observer of fns) {
-      try {
-        const result: unknown = observer(value);
-        if (isThenable(result)) result.then(undefined, failed);
-      } catch (error) {
-        failed(error);
-      }
-    }
-  }
-
-  const receiver = new Receiver({
-    store,
-    storage,
-    secret,
-    pollMs: resolved.heartbeatMs,
-    logger,
-    hooks,
-    route: (event, tag) => router.route(event, tag),
-    async reset(reason) {
-      logger.warn({ reason }, "pgrealtime: events may have been lost; told every client to reset");
-      // The cursor to go on from: the newest row, so the next reconnect is not reset again.
-      const newest = reason === "history-changed" ? await store.newest().catch(() => null) : null;
-      for (const connection of router.connections()) {
-        const id =
-          newest === null
-            ? undefined
-            : newest.createdMicros === null
-              ? newest.id.toString()
-              : cursorToken(newest.id.toString(), rowTag(newest.createdMicros), connection.identityTag);
-        connection.send(namedFrame("reset", { reason }, id));
-      }
-      notifyAll(resetObservers, reason, "a subscribe onReset");
-    },
-    disconnect: (userId) => streams.disconnect(userId),
-  });
-  const listener = new Listener({
-    connection: listenConnectionConfig(resolved),
-    channel: store.channel,
-    heartbeatMs: resolved.heartbeatMs,
-    logger,
-    onPayload: (payload) => receiver.notification(payload),
-    onAttempt: (listening) => receiver.attempt(listening),
-    onIdleSessionTimeout(timeoutMs) {
-      // Our own pool lets idle connections go before the server ends them, so none is ended under a query.
-      const config = (pool as pg.Pool & { options: pg.PoolConfig }).options;
-      if (ownsPool && (config.idleTimeoutMillis ?? 10_000) > timeoutMs / 2) {
-        config.idleTimeoutMillis = Math.max(1, Math.floor(timeoutMs / 2));
-      }
-    },
-    onState(state, previous, error) {
-      if ((state === "reconnecting" || state === "failed") && error !== undefined) {
-        notifyAll(observers.error, error, 'an on("error") listener');
-      }
-      if (state === "listening" && previous === "reconnecting") {
-        notifyAll(observers.reconnect, undefined, 'an on("reconnect") listener');
-      }
-    },
-  });
-  const streams = new Streams({
-    router,
-    heartbeat,
-    logger,
-    retryMs: resolved.retryMs,
-    allowAnonymous: resolved.allowAnonymous,
-    maxConnections: resolved.maxConnections,
-    maxConnectionsPerUser: resolved.maxConnectionsPerUser,
-    maxBufferedBytes: resolved.maxBufferedBytes,
-    async waitForListener() {
-      if (closed) return false;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, LISTEN_WAIT_MS);
-      });
-      let receiving = false;
-      const started = listener
-        .start()
-        .then(() => receiver.ready())
-        .then(() => {
-          receiving = true;
-        });
-      await Promise.race([started.catch(() => {}), timeout]);
-      clearTimeout(timer);
-      return receiving && listener.state === "listening" && !closed;
-    },
-    replay: {
-      store,
-      storage,
-      maxReplay: resolved.maxReplay,
-      stallMs: 2 * resolved.heartbeatMs,
-      logger,
-      hooks,
-      frameFor: (event, tag, connection) => router.frameFor(event, tag, connection),
-      sync: () => receiver.sync(),
-    },
-  });
-  const publisher = new Publisher({
-    store,
-    storage,
-    secret,
-    maxPayloadBytes: resolved.maxPayloadBytes,
-    assertOpen,
-  });
-  const host: Host = { basePath: resolved.basePath, logger, streams, authenticate: resolved.authenticate };
-
-  const realtime: Realtime = {
-    publish: (input, publishOptions) => publisher.publish("user", input, publishOptions) as never,
-    publishGlobal: (input, publishOptions) => publisher.publish("global", input, publishOptions) as never,
-    publishSystem: (input, publishOptions) => publisher.publish("system", input, publishOptions) as never,
-    subscribe(handler, subscribeOptions?: SubscribeOptions) {
-      assertOpen();
-      if (typeof handler !== "function") throw new TypeError("subscribe takes a function (event) => void");
-      refuseUnknownKeys(subscribeOptions ?? {}, ["onReset"], "subscribe", "option");
-      const onReset = subscribeOptions?.onReset;
-      if (onReset !== undefined && typeof onReset !== "function") {
-        throw new TypeError("subscribe's onReset must be a function (reason) => void");
-      }
-      listener.start().catch(() => {});
-      const unsubscribe = router.subscribe(handler as (event: RealtimeEvent) => void);
-      if (onReset) resetObservers.add(onReset);
-      return () => {
-        unsubscribe();
-        if (onReset) resetObservers.delete(onReset);
-      };
-    },
-    async ready() {
-      assertOpen();
-      await listener.start();
-      await receiver.ready();
-      assertOpen();
-    },
-    get listenerState() {
-      return listener.state;
-    },
-    on(name: "reconnect" | "error", observer: (error: unknown) => void) {
-      if (!Object.hasOwn(observers, name)) {
-        throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
-      }
-      if (typeof observer !== "function") throw new TypeError(`on("${name}") takes a function`);
-      observers[name].add(observer);
-      return () => {
-        observers[name].delete(observer);
-      };
-    },
-    async currentEventId() {
-      assertOpen();
-      return (await store.newest()).id.toString();
-    },
-    async disconnectUser(userId) {
-      assertOpen();
-      const id = normalizeUserId(userId);
-      // Every process, this one included, takes the command in order with the events around it: an event
-      // published after this resolves comes after the command everywhere.
-      if (storage) await store.insertControl("disconnect", id);
-      else await store.notify(encodeDisconnect(id, secret));
-    },
-    get connectionCount() {
-      return router.connectionCount;
-    },
-    handler: createFetchHandler(host),
-    scriptTag: (tagOptions) => scriptTag(resolved.basePath, tagOptions),
-    async migrate(migrateOptions) {
-      assertOpen();
-      return migrate(pool, resolved.schema, migrateOptions);
-    },
-    close() {
-      closed ??= (async () => {
-        streams.closeAll();
-        heartbeat.update(false);
-        receiver.close();
-        await listener.close();
-        if (ownsPool) await pool.end();
-      })();
-      return closed;
-    },
-  };
-  return attachHost(realtime, host) as unknown as Realtime<Events>;
+  const instance = new Instance(resolveOptions(options as unknown as RealtimeOptions));
+  return attachHost(instance, instance.host) as unknown as Realtime<Events>;
 }
 
-/** See {@link Realtime.scriptTag}. */
-function scriptTag(
-  basePath: string,
-  options: { lastEventId?: string | null; autoConnect?: boolean } | null | undefined,
-): string {
-  refuseUnknownKeys(options ?? {}, ["lastEventId", "autoConnect"], "scriptTag", "option");
-  const autoConnect = options?.autoConnect;
-  if (autoConnect !== undefined && typeof autoConnect !== "boolean") {
-    throw new TypeError("scriptTag: autoConnect must be true or false");
-  }
-  let attributes = `src="${basePath}/client.js" defer`;
-  const lastEventId = options?.lastEventId;
-  if (lastEventId !== undefined && lastEventId !== null) {
-    // Validated, so it needs no HTML escaping: digits only, and a bigint.
-    if (!isEventId(lastEventId)) {
-      throw new TypeError(`lastEventId must be a decimal event id, got ${JSON.stringify(lastEventId)}`);
+const PUBLIC_METHODS = [
+  "publish",
+  "publishGlobal",
+  "publishSystem",
+  "subscribe",
+  "ready",
+  "on",
+  "currentEventId",
+  "disconnectUser",
+  "scriptTag",
+  "migrate",
+  "close",
+] as const;
+
+class Instance implements Realtime {
+  readonly host: Host;
+  readonly handler: (request: Request) => Promise<Response>;
+  private readonly ownsPool: boolean;
+  private readonly pool: pg.Pool;
+  private readonly store: Store;
+  private readonly router: Router;
+  private readonly heartbeat: HeartbeatSweep;
+  private readonly receiver: Receiver;
+  private readonly listener: Listener;
+  private readonly streams: Streams;
+  private readonly publisher: Publisher;
+  private readonly observers: Observers;
+  private closed: Promise<void> | undefined;
+
+  constructor(private readonly options: ResolvedOptions) {
+    const { logger } = options;
+    this.observers = new Observers(logger);
+    this.ownsPool = options.pool === undefined;
+    this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString });
+    // An idle pooled client losing its server must not crash the process; the pool replaces it. One that
+    // the server ended for idling (57P05, idle_session_timeout) is expected, not worth a warning.
+    if (this.ownsPool) {
+      this.pool.on("error", (error) => {
+        const expected = (error as { code?: string }).code === "57P05";
+        logger[expected ? "debug" : "warn"]({ err: error }, "pgrealtime: idle pool connection failed");
+      });
     }
-    attributes += ` data-last-event-id="${lastEventId}"`;
+    this.store = new Store(this.pool, options.schema);
+    const onReceive = options.onReceive as OnReceive | undefined;
+    const hooks = new Hooks(
+      onReceive,
+      options.beforeSend as BeforeSend | undefined,
+      options.hookTimeoutMs,
+      logger,
+    );
+    this.router = new Router(logger, hooks);
+    this.heartbeat = new HeartbeatSweep(options.heartbeatMs, () => this.router.connections());
+    this.receiver = new Receiver({
+      store: this.store,
+      storage: options.storage,
+      secret: options.secret ?? null,
+      pollMs: options.heartbeatMs,
+      logger,
+      hooks,
+      route: (event, row) => this.router.route(event, row),
+      reset: (reason) => this.reset(reason),
+      disconnect: (userId) => this.streams.disconnect(userId),
+    });
+    this.listener = this.createListener();
+    this.streams = this.createStreams(hooks);
+    this.publisher = new Publisher({
+      store: this.store,
+      storage: options.storage,
+      secret: options.secret ?? null,
+      maxPayloadBytes: options.maxPayloadBytes,
+      assertOpen: () => this.assertOpen(),
+    });
+    this.host = {
+      basePath: options.basePath,
+      logger,
+      streams: this.streams,
+      authenticate: options.authenticate,
+    };
+    this.handler = createFetchHandler(this.host);
+    // Methods work detached too (`const { publish } = realtime`), as on a plain object.
+    for (const name of PUBLIC_METHODS) {
+      const method = this[name] as (...args: unknown[]) => unknown;
+      Object.defineProperty(this, name, { value: method.bind(this), enumerable: true });
+    }
   }
-  if (autoConnect === false) attributes += ` data-auto-connect="false"`;
-  return `<script ${attributes}></script>`;
+
+  publish(input: never, publishOptions?: PublishOptions) {
+    return this.publisher.publish("user", input, publishOptions) as never;
+  }
+
+  publishGlobal(input: never, publishOptions?: PublishOptions) {
+    return this.publisher.publish("global", input, publishOptions) as never;
+  }
+
+  publishSystem(input: never, publishOptions?: PublishOptions) {
+    return this.publisher.publish("system", input, publishOptions) as never;
+  }
+
+  subscribe(handler: (event: never) => void, subscribeOptions?: SubscribeOptions): () => void {
+    this.assertOpen();
+    if (typeof handler !== "function") throw new TypeError("subscribe takes a function (event) => void");
+    refuseUnknownKeys(subscribeOptions ?? {}, ["onReset"], "subscribe", "option");
+    const onReset = subscribeOptions?.onReset;
+    const removeOnReset =
+      onReset === undefined ? () => {} : this.observers.add("reset", onReset, "subscribe's onReset");
+    this.listener.start().catch(() => {});
+    const unsubscribe = this.router.subscribe(handler as (event: RealtimeEvent) => void);
+    return () => {
+      unsubscribe();
+      removeOnReset();
+    };
+  }
+
+  async ready(): Promise<void> {
+    this.assertOpen();
+    await this.listener.start();
+    await this.receiver.ready();
+    this.assertOpen();
+  }
+
+  get listenerState(): ListenerState {
+    return this.listener.state;
+  }
+
+  on(name: "reconnect" | "error", observer: (error: unknown) => void): () => void {
+    // "reset" is subscribe's own (onReset), not a name of on().
+    if (name !== "error" && name !== "reconnect") {
+      throw new TypeError(`on: unknown event "${String(name)}"; use "reconnect" or "error"`);
+    }
+    return this.observers.add(name, observer, `on("${name}")`);
+  }
+
+  async currentEventId(): Promise<string> {
+    this.assertOpen();
+    return (await this.store.newest()).id.toString();
+  }
+
+  async disconnectUser(userId: UserId): Promise<void> {
+    this.assertOpen();
+    const id = normalizeUserId(userId);
+    // Every process, this one included, takes the command in order with the events around it: an event
+    // published after this resolves comes after the command everywhere.
+    if (this.options.storage) await this.store.insertControl("disconnect", id);
+    else await this.store.notify(encodeDisconnect(id, this.options.secret ?? null));
+  }
+
+  get connectionCount(): number {
+    return this.router.connectionCount;
+  }
+
+  scriptTag(tagOptions?: { lastEventId?: string | null; autoConnect?: boolean } | null): string {
+    return scriptTag(this.options.basePath, tagOptions);
+  }
+
+  async migrate(migrateOptions?: { dryRun?: boolean }): Promise<MigrateResult> {
+    this.assertOpen();
+    return migrate(this.pool, this.options.schema, migrateOptions);
+  }
+
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.streams.closeAll();
+      this.heartbeat.update(false);
+      this.receiver.close();
+      await this.listener.close();
+      if (this.ownsPool) await this.pool.end();
+    })();
+    return this.closed;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw closedError();
+  }
+
+  /** Tells every stream and `onReset` handler that events were lost, with the cursor to go on from. */
+  private async reset(reason: "history-changed" | "listener-reconnected"): Promise<void> {
+    this.options.logger.warn({ reason }, "pgrealtime: events may have been lost; told every client to reset");
+    // The newest row, so that the next reconnect is not reset again.
+    const newest = reason === "history-changed" ? await this.store.newest().catch(() => null) : null;
+    this.streams.resetAll(reason, newest);
+    this.observers.notify("reset", reason);
+  }
+
+  private createListener(): Listener {
+    return new Listener({
+      connection: listenConnectionConfig(this.options),
+      channel: this.store.channel,
+      heartbeatMs: this.options.heartbeatMs,
+      logger: this.options.logger,
+      onPayload: (payload) => this.receiver.notification(payload),
+      onAttempt: (listening) => this.receiver.attempt(listening),
+      onIdleSessionTimeout: (timeoutMs) => {
+        // Our own pool lets idle connections go before the server ends them, never under a query.
+        const config = (this.pool as pg.Pool & { options: pg.PoolConfig }).options;
+        if (this.ownsPool && (config.idleTimeoutMillis ?? 10_000) > timeoutMs / 2) {
+          config.idleTimeoutMillis = Math.max(1, Math.floor(timeoutMs / 2));
+        }
+      },
+      onState: (state, previous, error) => {
+        if ((state === "reconnecting" || state === "failed") && error !== undefined) {
+          this.observers.notify("error", error);
+        }
+        if (state === "listening" && previous === "reconnecting") {
+          this.observers.notify("reconnect", undefined);
+        }
+      },
+    });
+  }
+
+  private createStreams(hooks: Hooks): Streams {
+    const { options } = this;
+    return new Streams({
+      router: this.router,
+      heartbeat: this.heartbeat,
+      logger: options.logger,
+      retryMs: options.retryMs,
+      allowAnonymous: options.allowAnonymous,
+      maxConnections: options.maxConnections,
+      maxConnectionsPerUser: options.maxConnectionsPerUser,
+      maxBufferedBytes: options.maxBufferedBytes,
+      waitForListener: () => this.waitForListener(),
+      replay: {
+        store: this.store,
+        storage: options.storage,
+        maxReplay: options.maxReplay,
+        stallMs: 2 * options.heartbeatMs,
+        logger: options.logger,
+        hooks,
+        frameFor: (event, tag, connection) => this.router.frameFor(event, tag, connection),
+        sync: () => this.receiver.sync(),
+      },
+    });
+  }
+
+  /** Waits (at most 5 s) until this process receives: the LISTEN connection up, the receiver started. */
+  private async waitForListener(): Promise<boolean> {
+    if (this.closed) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, LISTEN_WAIT_MS);
+    });
+    let receiving = false;
+    const started = this.listener
+      .start()
+      .then(() => this.receiver.ready())
+      .then(() => {
+        receiving = true;
+      });
+    await Promise.race([started.catch(() => {}), timeout]);
+    clearTimeout(timer);
+    return receiving && this.listener.state === "listening" && !this.closed;
+  }
 }
 
 function listenConnectionConfig(options: RealtimeOptions): pg.ClientConfig {

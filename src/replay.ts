@@ -1,5 +1,5 @@
 import type { Connection } from "./connection.js";
-import { cursorToken, parseCursor, rowTag } from "./cursor.js";
+import { newestCursor, parseCursor, rowTag } from "./cursor.js";
 import type { Hooks } from "./hooks.js";
 import { mayReceive } from "./router.js";
 import { namedFrame } from "./sse.js";
@@ -117,10 +117,7 @@ async function replayBacklog(
   const newest = newestOf(point.max, point.prunedThrough);
   const reset = (reason: ResetReason): Reset => ({
     reason,
-    cursor:
-      newest.createdMicros === null
-        ? newest.id.toString()
-        : cursorToken(newest.id.toString(), rowTag(newest.createdMicros), connection.identityTag),
+    cursor: newestCursor(newest, connection.identityTag),
   });
   if (parsed === null) return reset("malformed-id");
   const judged = judge(parsed, point, connection);

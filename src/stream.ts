@@ -1,4 +1,5 @@
 import { Connection, type HeartbeatSweep, type Sink } from "./connection.js";
+import { newestCursor } from "./cursor.js";
 import { normalizeUserId } from "./event.js";
 import { type ReplayOptions, replay } from "./replay.js";
 import type { Router } from "./router.js";
@@ -86,6 +87,17 @@ export class Streams {
   disconnect(userId: string): void {
     for (const ticket of this.tickets) if (ticket.userId === userId) ticket.revoked = true;
     for (const connection of this.options.router.connectionsOf(userId)) this.release(connection, false);
+  }
+
+  /**
+   * Sends `event: reset` to every open stream, with the cursor to go on from: `newest` (the newest row,
+   * tagged for each stream's identity) or none.
+   */
+  resetAll(reason: string, newest: { id: bigint; createdMicros: string | null } | null): void {
+    for (const connection of this.options.router.connections()) {
+      const cursor = newest === null ? undefined : newestCursor(newest, connection.identityTag);
+      connection.send(namedFrame("reset", { reason }, cursor));
+    }
   }
 
   /** Ends every stream (close()). */
