@@ -3,6 +3,10 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, renameSync, rmSync } from "node:fs";
 import { build } from "esbuild";
+import { writeMigrations } from "./generate-migrations.mjs";
+
+// First: the migrations module is compiled from src/sql/*.sql, and tsc compiles it with the rest.
+writeMigrations();
 
 // Built aside and swapped in at the end, so a failed build, or tests running meanwhile, never see a
 // half-written dist/.
