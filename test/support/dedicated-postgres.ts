@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { canReach, loadEmbeddedPostgres, unreachableMessage } from "../../scripts/embedded-postgres.mjs";
-import { detachExitHooks, freePort } from "../../scripts/postgres.mjs";
+import { freePort } from "../../scripts/postgres.mjs";
 
 const USER = "postgres";
 const PASSWORD = "pgrealtime-test";
@@ -57,8 +57,6 @@ export async function createDedicatedPostgres(postgresFlags: string[] = []): Pro
     },
     onError: (error) => log.push(`[error] ${String(error)}`),
   });
-  // Its exit hooks would end a test worker with exit code 0; dispose() stops the server instead.
-  detachExitHooks();
   let running = false;
   let disposed: Promise<void> | undefined;
   try {
