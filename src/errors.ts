@@ -2,13 +2,17 @@
  * The codes a {@link RealtimeError} carries in `error.code`.
  *
  * - `CLOSED`: the realtime instance was closed; `publish` and friends reject with it.
- * - `MIGRATION_REQUIRED`: the events table (or its schema) does not exist; run `npx pgrealtime migrate`.
+ * - `MIGRATION_REQUIRED`: the events table (or its schema) does not exist, or migrations are pending; run
+ *   `npx pgrealtime migrate`.
+ * - `SCHEMA_TOO_NEW`: a newer version of pgrealtime migrated the schema; upgrade pgrealtime (or use another
+ *   schema).
  * - `LISTEN_UNAVAILABLE`: the LISTEN connection cannot receive notifications (hot standby, transaction pooler).
  * - `CLIENT_SCRIPT_MISSING`: the browser client bundle is missing from `dist/` (the package was not built).
  */
 export type RealtimeErrorCode =
   | "CLOSED"
   | "MIGRATION_REQUIRED"
+  | "SCHEMA_TOO_NEW"
   | "LISTEN_UNAVAILABLE"
   | "CLIENT_SCRIPT_MISSING";
 

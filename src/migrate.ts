@@ -1,88 +1,10 @@
-import type { Pool } from "pg";
-import { quoteIdent } from "./store.js";
+import type { ClientBase, Pool } from "pg";
+import { RealtimeError } from "./errors.js";
+import { MIGRATIONS } from "./sql/migrations.js";
+import { quoteIdent } from "./statements.js";
 
-interface Migration {
-  version: number;
-  name: string;
-  /** The statements, for a schema name already quoted. */
-  sql(schema: string): string;
-}
-
-// Numbered and append-only: a released migration is never edited, a change is a new entry.
-const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: "events",
-    sql: (s) => `CREATE TABLE ${s}."events" (
-  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  type text NOT NULL CHECK (type ~ '^[A-Za-z0-9_.-]{1,100}$'),
-  scope text NOT NULL CHECK (scope IN ('user', 'global', 'system')),
-  user_id text NULL CHECK (scope <> 'user' OR user_id IS NOT NULL),
-  detail jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(detail) = 'object'),
-  private_data jsonb NULL,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  -- Ids are handed out at insert, not at commit, so a lower id can commit after a higher one was
-  -- delivered. The inserting transaction and the snapshot it saw tell resume and catch-up which rows
-  -- may have committed after a given event (see Store.backlog). Volatile defaults added later would
-  -- rewrite the table, so they are here from the start.
-  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  snapshot pg_snapshot NOT NULL DEFAULT pg_current_snapshot()
-);
-CREATE INDEX "events_user_id_id_idx" ON ${s}."events" (user_id, id) WHERE scope = 'user';
-CREATE INDEX "events_type_id_idx" ON ${s}."events" (type, id);
-CREATE INDEX "events_created_at_idx" ON ${s}."events" (created_at);
-CREATE INDEX "events_txid_idx" ON ${s}."events" (txid);`,
-  },
-  {
-    version: 2,
-    name: "pruned_through",
-    sql: (
-      s,
-    ) => `-- The greatest id ever deleted: a client resuming from below it may have missed a deleted event and
--- gets a reset, while a gap of rolled-back ids before the first row is no reason for one.
-CREATE TABLE ${s}."state" (
-  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-  pruned_through bigint NOT NULL DEFAULT 0
-);
-INSERT INTO ${s}."state" DEFAULT VALUES;
-CREATE FUNCTION ${s}."record_pruned"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  -- Only a delete that raises the mark writes the row, so deleting old rows stays cheap.
-  UPDATE ${s}."state" SET pruned_through = d.max_id
-    FROM (SELECT max(id) AS max_id FROM deleted) d WHERE d.max_id > pruned_through;
-  RETURN NULL;
-END
-$$;
-CREATE TRIGGER "events_record_pruned" AFTER DELETE ON ${s}."events"
-  REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_pruned"();
-CREATE FUNCTION ${s}."record_truncated"() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  UPDATE ${s}."state" SET pruned_through = GREATEST(pruned_through,
-    COALESCE(pg_sequence_last_value(pg_get_serial_sequence('${s.replaceAll("'", "''")}."events"', 'id')), 0));
-  RETURN NULL;
-END
-$$;
--- Before: TRUNCATE … RESTART IDENTITY resets the sequence, and its old value is the mark.
-CREATE TRIGGER "events_record_truncated" BEFORE TRUNCATE ON ${s}."events"
-  FOR EACH STATEMENT EXECUTE FUNCTION ${s}."record_truncated"();`,
-  },
-  {
-    version: 3,
-    name: "controls",
-    sql: (
-      s,
-    ) => `-- Commands between processes (disconnectUser): read by every process with the same snapshot rules as
--- events, so a command is ordered with the events around it.
-CREATE TABLE ${s}."controls" (
-  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  kind text NOT NULL CHECK (kind IN ('disconnect')),
-  user_id text NOT NULL,
-  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-  created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX "controls_txid_idx" ON ${s}."controls" (txid);`,
-  },
-];
+/** The newest migration this version of pgrealtime knows. */
+export const LATEST_MIGRATION = MIGRATIONS.at(-1)?.version ?? 0;
 
 /** What {@link migrate} did or, with `dryRun`, would do. */
 export interface MigrateResult {
@@ -92,10 +14,76 @@ export interface MigrateResult {
   sql: string;
 }
 
+/** A pool, or a client of one (also inside a transaction: nothing here can fail a statement). */
+type Queryable = Pick<Pool, "query"> | Pick<ClientBase, "query">;
+
+const PLACEHOLDER = /\{\{(schema|schema_string)\}\}/g;
+
+/**
+ * A migration's SQL for `schema`: `{{schema}}` becomes the quoted identifier, `{{schema_string}}` the same
+ * text escaped for a '…' string literal. One pass, so a schema name that looks like a placeholder stays put.
+ */
+function forSchema(sql: string, schema: string): string {
+  const quoted = quoteIdent(schema);
+  return sql.replace(PLACEHOLDER, (_, key: string) =>
+    key === "schema" ? quoted : quoted.replaceAll("'", "''"),
+  );
+}
+
+/** The versions recorded in the schema's migrations table, ascending; `null` when there is no such table. */
+async function appliedVersions(db: Queryable, schema: string): Promise<number[] | null> {
+  const table = `${quoteIdent(schema)}."migrations"`;
+  // Looked up first rather than caught: an error would abort a caller's transaction.
+  const exists = await db.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [table]);
+  if (!exists.rows[0]?.ok) return null;
+  const { rows } = await db.query<{ version: number }>(`SELECT version FROM ${table} ORDER BY version`);
+  return rows.map((row) => row.version);
+}
+
+/** Refuses a schema that a newer pgrealtime migrated: its tables may no longer be what this version expects. */
+function assertNotTooNew(schema: string, applied: readonly number[]): void {
+  const newest = applied.at(-1) ?? 0;
+  if (newest > LATEST_MIGRATION) {
+    throw new RealtimeError(
+      "SCHEMA_TOO_NEW",
+      `Database schema "${schema}" is at pgrealtime migration ${newest}, but this version of pgrealtime only knows up to ${LATEST_MIGRATION}; upgrade pgrealtime (or point it at another schema)`,
+    );
+  }
+}
+
+/**
+ * Checks, without changing anything, that `schema` is migrated exactly as far as this version of pgrealtime
+ * expects: cheap enough for every start (two small queries, no lock).
+ *
+ * @param db A pool or a client; a client's open transaction is not disturbed.
+ * @param schema The schema name, unquoted (e.g. `"pgrealtime"`).
+ * @throws RealtimeError `MIGRATION_REQUIRED` when the schema has no pgrealtime tables or misses migrations
+ *   (run `npx pgrealtime migrate`), `SCHEMA_TOO_NEW` when a newer pgrealtime migrated it.
+ */
+export async function checkSchemaVersion(db: Queryable, schema: string): Promise<void> {
+  const applied = await appliedVersions(db, schema);
+  assertNotTooNew(schema, applied ?? []);
+  const done = new Set(applied);
+  const missing = MIGRATIONS.filter((m) => !done.has(m.version)).map((m) => m.version);
+  if (missing.length === 0) return;
+  const state = applied?.length
+    ? `is at pgrealtime migration ${applied.at(-1)}, but this version of pgrealtime needs ${LATEST_MIGRATION}`
+    : "has no pgrealtime tables";
+  throw new RealtimeError(
+    "MIGRATION_REQUIRED",
+    `Database schema "${schema}" ${state}; run \`npx pgrealtime migrate\` (or await realtime.migrate())`,
+  );
+}
+
 /**
  * Creates or upgrades the schema: idempotent, and safe when several processes migrate at once
  * (they queue on a transaction-scoped advisory lock; the first applies, the others find nothing to do).
  * Everything runs in one transaction: a failure leaves the database as it was.
+ *
+ * @param pool Where to migrate; one of its clients is held for the transaction.
+ * @param schema The schema name, unquoted; created if missing.
+ * @param options `dryRun`: return the SQL that would run, and change nothing (default `false`).
+ * @throws RealtimeError `SCHEMA_TOO_NEW` when a newer pgrealtime migrated the schema (nothing is changed).
  */
 export async function migrate(
   pool: Pool,
@@ -108,24 +96,19 @@ export async function migrate(
     await client.query("BEGIN");
     try {
       await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`pgrealtime.migrate:${schema}`]);
-      const exists = await client.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [
-        `${s}."migrations"`,
-      ]);
-      const done = new Set<number>();
-      if (exists.rows[0]?.ok) {
-        const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${s}."migrations"`);
-        for (const row of rows) done.add(row.version);
-      }
+      const applied = await appliedVersions(client, schema);
+      assertNotTooNew(schema, applied ?? []);
+      const done = new Set(applied);
       const pending = MIGRATIONS.filter((m) => !done.has(m.version));
       const statements: string[] = [];
-      if (!exists.rows[0]?.ok) {
+      if (applied === null) {
         statements.push(
           `CREATE SCHEMA IF NOT EXISTS ${s};\nCREATE TABLE ${s}."migrations" (\n  version integer PRIMARY KEY,\n  name text NOT NULL,\n  applied_at timestamptz NOT NULL DEFAULT now()\n);`,
         );
       }
       for (const m of pending) {
         statements.push(
-          `-- ${m.version}: ${m.name}\n${m.sql(s)}\nINSERT INTO ${s}."migrations" (version, name) VALUES (${m.version}, '${m.name}');`,
+          `-- ${m.version}: ${m.name}\n${forSchema(m.sql, schema)}\nINSERT INTO ${s}."migrations" (version, name) VALUES (${m.version}, '${m.name}');`,
         );
       }
       const sql = statements.join("\n");

@@ -9,7 +9,7 @@ import { attachHost, type Host, scriptTag } from "./dispatch.js";
 import { normalizeUserId, refuseUnknownKeys } from "./event.js";
 import { type BeforeSend, Hooks, type OnReceive } from "./hooks.js";
 import { Listener } from "./listener.js";
-import { type MigrateResult, migrate } from "./migrate.js";
+import { checkSchemaVersion, type MigrateResult, migrate } from "./migrate.js";
 import { Observers } from "./observers.js";
 import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { closedError, Publisher } from "./publish.js";
@@ -165,6 +165,8 @@ class Instance implements Realtime {
   async ready(): Promise<void> {
     this.assertOpen();
     await this.listener.start();
+    // A schema that is not migrated (or migrated by a newer version) is told here, not retried in silence.
+    await checkSchemaVersion(this.pool, this.options.schema);
     await this.receiver.ready();
     this.assertOpen();
   }

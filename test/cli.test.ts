@@ -1,14 +1,18 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databaseUrl, freshSchema } from "./support/database.js";
 
 // The built CLI, as `npx pgrealtime` runs it from an installed package.
 const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PACKAGE = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   version: string;
+  bin: Record<string, string>;
+  scripts: Record<string, string>;
 };
 
 interface Run {
@@ -76,17 +80,17 @@ describe("pgrealtime CLI", () => {
     const schema = freshSchema("cli_apply");
     const first = await cli(["migrate", "--schema", schema]);
     expect(first).toMatchObject({ code: 0, stderr: "" });
-    expect(first.stdout).toMatch(/applied migrations 1, 2\b/i);
+    expect(first.stdout).toMatch(/applied migrations 1, 2, 3\b/i);
     const { rows } = await db.query<{ events: string | null }>("SELECT to_regclass($1)::text AS events", [
       `"${schema}"."events"`,
     ]);
     expect(rows[0]?.events).toBe(`${schema}.events`);
-    expect(await appliedVersions(schema)).toEqual([1, 2]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3]);
 
     const second = await cli(["migrate", "--schema", schema]);
     expect(second).toMatchObject({ code: 0, stderr: "" });
     expect(second.stdout).toMatch(/up to date/i);
-    expect(await appliedVersions(schema)).toEqual([1, 2]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3]);
 
     const dry = await cli(["migrate", "--dry-run", "--schema", schema]);
     expect(dry.code).toBe(0);
@@ -103,9 +107,26 @@ describe("pgrealtime CLI", () => {
     for (const run of runs) expect(run).toMatchObject({ code: 0, stderr: "" });
     // One of them applied; the other waited on the lock and found nothing left to do.
     const outputs = runs.map((run) => run.stdout.trim().toLowerCase()).sort();
-    expect(outputs[0]).toMatch(/^applied migrations 1, 2\b/);
+    expect(outputs[0]).toMatch(/^applied migrations 1, 2, 3\b/);
     expect(outputs[1]).toMatch(/^up to date/);
-    expect(await appliedVersions(schema)).toEqual([1, 2]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3]);
+  });
+
+  it("migrate exits 1 on a schema a newer pgrealtime migrated, naming both versions, and changes nothing", async () => {
+    const schema = freshSchema("cli_newer");
+    expect((await cli(["migrate", "--schema", schema])).code).toBe(0);
+    await db.query(`INSERT INTO "${schema}"."migrations" (version, name) VALUES (1000, 'from_the_future')`);
+    for (const args of [["migrate"], ["migrate", "--dry-run"]]) {
+      const run = await cli([...args, "--schema", schema]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `^pgrealtime: Database schema "${schema}" is at pgrealtime migration 1000, but this version of pgrealtime only knows up to 3; upgrade pgrealtime`,
+        ),
+      );
+      expect(run.stdout).toBe("");
+    }
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 1000]);
   });
 
   it("exits 2 with the usage for an unknown command", async () => {
@@ -213,5 +234,32 @@ describe("pgrealtime CLI", () => {
     expect(run.code).not.toBeNull();
     expect(run.stderr).toContain("schema");
     expect(await schemaExists("bad-name; DROP")).toBe(false);
+  });
+});
+
+describe("the packed package", () => {
+  it("builds before packing, so `npm pack` on a fresh clone ships dist/", () => {
+    expect(PACKAGE.scripts.prepack).toBe("npm run build");
+    expect(PACKAGE.scripts.build).toBe("node scripts/build.mjs");
+  });
+
+  it("holds the built library, CLI, migrations and browser client, and no sources or tests", async () => {
+    // --ignore-scripts: the dist/ that the run's build made is packed as it is, without building it again.
+    const { stdout } = await promisify(execFile)("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: ROOT,
+    });
+    const [packed] = JSON.parse(stdout) as { files: { path: string }[] }[];
+    const files = packed?.files.map((file) => file.path) ?? [];
+    for (const file of [
+      "package.json",
+      "dist/index.js",
+      "dist/index.d.ts",
+      PACKAGE.bin.pgrealtime?.replace(/^\.\//, ""),
+      "dist/sql/migrations.js",
+      "dist/client/pgrealtime.global.js",
+    ]) {
+      expect(files).toContain(file);
+    }
+    expect(files.filter((file) => /^(src|test|scripts)\/|\.test\.|\.sql$/.test(file))).toEqual([]);
   });
 });

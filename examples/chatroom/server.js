@@ -20,11 +20,17 @@ const EVENTS_TABLE = '"pgrealtime"."events"';
 
 let stopping = false;
 
+// Until the server listens, a failure ends the demo with one line saying what failed and what to do (also
+// one that escapes as an uncaught error), never a stack trace.
+const onStartError = (/** @type {unknown} */ error) => failedToStart(error);
+process.on("uncaughtException", onStartError);
+process.on("unhandledRejection", onStartError);
+
 // DATABASE_URL when set; otherwise an embedded PostgreSQL whose data outlives restarts in the repo's .pgdata/.
 const postgres = await startPostgres({
   dataDir: fileURLToPath(new URL("../../.pgdata", import.meta.url)),
   persistent: true,
-});
+}).catch((error) => failedToStart(error, "set DATABASE_URL to use a PostgreSQL server of your own instead"));
 // One pool for the app's own queries and for pgrealtime's inserts (it opens its LISTEN connection apart).
 const pool = new pg.Pool({ connectionString: postgres.connectionString });
 // An idle client whose server goes away (a restart; Ctrl+C stops PostgreSQL too) must not crash the app.
@@ -32,7 +38,16 @@ pool.on("error", (error) => {
   if (!stopping) console.error("PostgreSQL connection lost:", error.message);
 });
 const realtime = createRealtime({ pool });
-await realtime.migrate();
+await realtime
+  .migrate()
+  .catch((error) =>
+    failedToStart(
+      error,
+      postgres.embedded
+        ? `delete ${postgres.dataDir} to start with an empty database, or set DATABASE_URL`
+        : "check that DATABASE_URL points at a running PostgreSQL server you can connect to",
+    ),
+  );
 
 const app = express();
 app.disable("x-powered-by");
@@ -95,11 +110,15 @@ app.post("/notify", async (req, res) => {
   done(req, res);
 });
 
-const server = await listen(createServer(app));
+const server = await listen(createServer(app)).catch((error) =>
+  failedToStart(error, "set PORT to a free port, or leave it unset to take any free one"),
+);
 const { port } = /** @type {import("node:net").AddressInfo} */ (server.address());
+process.off("uncaughtException", onStartError);
+process.off("unhandledRejection", onStartError);
 console.log(`Chatroom running at http://localhost:${port}/`);
 console.log(
-  `PostgreSQL: ${postgres.embedded ? "embedded, data in .pgdata/" : "DATABASE_URL"}. ` +
+  `PostgreSQL: ${postgres.embedded ? `embedded, data in ${postgres.dataDir}` : "DATABASE_URL"}. ` +
     "Open the page in two browsers, sign in with different names, and chat. Ctrl+C stops.",
 );
 
@@ -118,6 +137,41 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
       await postgres.stop();
     }
   });
+}
+
+/**
+ * Prints why the demo could not start, in one line, and exits 1 (an embedded PostgreSQL stops on exit).
+ *
+ * @param {unknown} error
+ * @param {string} [todo] What to do about it, unless the error's own message says.
+ * @returns {never}
+ */
+function failedToStart(error, todo = "set DATABASE_URL to use a PostgreSQL server of your own") {
+  // Only the first line: the rest of an embedded server's failure is its log.
+  const what =
+    describe(error)
+      .split("\n")[0]
+      ?.replace(/[.;]\s*$/, "") || "unknown error";
+  // A RealtimeError names its own remedy (run the migration, upgrade pgrealtime), and so do the messages that
+  // already point at DATABASE_URL.
+  const ownRemedy =
+    (error instanceof Error && error.name === "RealtimeError") || what.includes("DATABASE_URL");
+  console.error(`Chatroom failed to start: ${what}${ownRemedy ? "" : `; ${todo}`}.`);
+  process.exit(1);
+}
+
+/**
+ * An error's message; for a connection refused on every address of a name (an AggregateError with no message
+ * of its own), the first one's.
+ *
+ * @param {unknown} error
+ * @returns {string}
+ */
+function describe(error) {
+  if (error instanceof AggregateError && !error.message) return describe(error.errors[0]);
+  if (error instanceof Error)
+    return error.message || String(/** @type {NodeJS.ErrnoException} */ (error).code);
+  return String(error);
 }
 
 /** @param {import("node:http").IncomingMessage} req */

