@@ -11,7 +11,7 @@ import { databaseUrl } from "./support/database.js";
 import { createDedicatedPostgres, type DedicatedPostgres, withClient } from "./support/dedicated-postgres.js";
 import { ResumingClient } from "./support/resuming.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
-import { SseClient } from "./support/sse.js";
+import { openStream, type SseClient } from "./support/sse.js";
 import { carried, cursorOf, lastCursor } from "./support/wire.js";
 
 const run = promisify(execFile);
@@ -30,15 +30,6 @@ async function served(options: Parameters<typeof migratedRealtime>[0] = {}) {
   onTestFinished(() => server.close());
   const url = (user: string | null) => `${server.url}/realtime/events${user === null ? "" : `?user=${user}`}`;
   return { realtime, schema, url };
-}
-
-/** Opens a stream (resending `cursor` as Last-Event-ID, if any) that is closed when the test ends. */
-async function open(url: string, cursor: string | null = null): Promise<SseClient> {
-  const stream = await SseClient.open(url, cursor === null ? {} : { headers: { "Last-Event-ID": cursor } });
-  onTestFinished(() => stream.close());
-  expect(stream.response.status).toBe(200);
-  await stream.next("connected");
-  return stream;
 }
 
 const has = (id: string) => (stream: SseClient) => carried(stream, id);
@@ -92,7 +83,7 @@ describe("C35 a late commit between the pages of a replay", () => {
     await expect.poll(() => handled.includes(lastBulk), { timeout: 15_000 }).toBe(true);
     gating = true;
 
-    const first = await open(url("alice"), start);
+    const first = await openStream(url("alice"), start);
     await pageOneRead;
     await held.query("COMMIT");
     const m = await realtime.publishGlobal({ type: "after_late", detail: {} });
@@ -103,7 +94,7 @@ describe("C35 a late commit between the pages of a replay", () => {
     const beforeDrop = first.events.slice(0, first.events.findIndex((e) => e.id === m.id) + 1);
     expect(beforeDrop.length).toBeGreaterThan(1000);
 
-    const second = await open(url("alice"), cursorOf(first, m.id));
+    const second = await openStream(url("alice"), cursorOf(first, m.id));
     const fence = await realtime.publishGlobal({ type: "fence" });
     await second.until(has(fence.id), "the fence");
     const times = [...beforeDrop, ...second.events].filter((e) => e.id === late.id).length;
@@ -117,14 +108,14 @@ describe("C35 a late commit between the pages of a replay", () => {
 describe("C37 a cursor carried across identities", () => {
   it("C37 a user stream that was anonymous meanwhile gets the user event published then, or reset identity-changed", async () => {
     const { realtime, url } = await served();
-    const signedIn = await open(url("42"));
+    const signedIn = await openStream(url("42"));
     await realtime.publish({ userId: 42, type: "before_expiry" });
     const news1 = await realtime.publishGlobal({ type: "news", detail: { n: 1 } });
     await signedIn.until(has(news1.id), "the first news");
     signedIn.close();
 
     // The session expired: the tab reconnects without the user, carrying the cursor it had.
-    const anonymous = await open(url(null), lastCursor(signedIn));
+    const anonymous = await openStream(url(null), lastCursor(signedIn));
     const news2 = await realtime.publishGlobal({ type: "news", detail: { n: 2 } });
     await anonymous.until(has(news2.id), "the second news");
     const missed = await realtime.publish({ userId: 42, type: "while_anonymous", detail: {} });
@@ -133,7 +124,7 @@ describe("C37 a cursor carried across identities", () => {
     expect(carried(anonymous, missed.id)).toBe(false);
     anonymous.close();
 
-    const back = await open(url("42"), lastCursor(anonymous));
+    const back = await openStream(url("42"), lastCursor(anonymous));
     const fence = await realtime.publishGlobal({ type: "fence" });
     await back.until(has(fence.id), "the fence");
     const reset = back.messages.find((m) => m.event === "reset");
@@ -219,7 +210,7 @@ describe("C38 the database goes back in time", () => {
       .soft(newOnes(live.received), `new events on the live stream: ${JSON.stringify(live.received)}`)
       .toBe(5);
 
-    const resumed = await open(url("alice"), cursorOfSix);
+    const resumed = await openStream(url("alice"), cursorOfSix);
     const fence = await realtime.publishGlobal({ type: "fence", detail: { generation: "fence" } });
     await resumed.until(has(fence.id), "the fence");
     const reset = resumed.messages.find((m) => m.event === "reset");

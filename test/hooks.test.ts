@@ -4,7 +4,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import type { RealtimeEvent, RealtimeOptions } from "../src/index.js";
 import { loggedAbout, recordingLogger } from "./support/logger.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
-import { SseClient } from "./support/sse.js";
+import { openStream } from "./support/sse.js";
 import { carried, RESERVED_TYPES, wireProblems } from "./support/wire.js";
 
 /** An instance with the given hooks, served, with a subscriber; all closed when the test ends. */
@@ -16,18 +16,8 @@ async function hooked(options: Partial<RealtimeOptions>) {
   const handled: RealtimeEvent[] = [];
   realtime.subscribe((event) => handled.push(event));
   await realtime.ready();
-  const open = async (user: string | null, cursor?: string) => {
-    const stream = await SseClient.open(
-      `${server.url}/realtime/events${user === null ? "" : `?user=${user}`}`,
-      {
-        headers: cursor === undefined ? {} : { "Last-Event-ID": cursor },
-      },
-    );
-    onTestFinished(() => stream.close());
-    expect(stream.response.status).toBe(200);
-    await stream.next("connected");
-    return stream;
-  };
+  const open = (user: string | null, cursor?: string) =>
+    openStream(`${server.url}/realtime/events${user === null ? "" : `?user=${user}`}`, cursor ?? null);
   return { realtime, handled, open };
 }
 

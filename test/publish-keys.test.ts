@@ -1,21 +1,12 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { RealtimeEvent } from "../src/index.js";
-import { databaseUrl } from "./support/database.js";
+import { filePool } from "./support/database.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
 import { carried } from "./support/wire.js";
 
-let db: pg.Pool;
-beforeAll(() => {
-  db = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-});
-afterAll(() => db.end());
-
-async function rowCount(schema: string): Promise<number> {
-  const { rows } = await db.query(`SELECT count(*)::int AS n FROM "${schema}"."events"`);
-  return rows[0].n;
-}
+const files = filePool();
+const rowCount = (schema: string) => files.rowCount(schema);
 
 describe("C42 misspelt keys", () => {
   const calls = {
@@ -58,7 +49,7 @@ describe("C42 misspelt keys", () => {
           .then(() => (realtime[method] as (i: object, o?: object) => Promise<unknown>)(value, options))
           .catch((error: unknown) => error);
 
-      const client = await db.connect();
+      const client = await files.pool.connect();
       try {
         await client.query("BEGIN");
         const error = await attempt(input, { clinet: client });

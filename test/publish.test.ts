@@ -2,19 +2,11 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toNodeHandler } from "../src/adapters/node.js";
 import { createRealtime, type Realtime, RealtimeError } from "../src/index.js";
-import { databaseUrl, freshSchema } from "./support/database.js";
+import { databaseUrl, filePool, freshSchema } from "./support/database.js";
 import { migratedRealtime } from "./support/server.js";
 
-let db: pg.Pool;
-beforeAll(() => {
-  db = new pg.Pool({ connectionString: databaseUrl(), max: 2 });
-});
-afterAll(() => db.end());
-
-async function rowCount(schema: string): Promise<number> {
-  const { rows } = await db.query(`SELECT count(*)::int AS n FROM "${schema}"."events"`);
-  return rows[0].n;
-}
+const files = filePool();
+const rowCount = (schema: string) => files.rowCount(schema);
 
 describe("publish with storage", () => {
   let realtime: Realtime;
@@ -40,7 +32,7 @@ describe("publish with storage", () => {
       createdAt: expect.any(Date),
     });
     expect(event).not.toHaveProperty("privateData");
-    const { rows } = await db.query(`SELECT * FROM "${schema}"."events" WHERE id = $1`, [event.id]);
+    const { rows } = await files.pool.query(`SELECT * FROM "${schema}"."events" WHERE id = $1`, [event.id]);
     expect(rows[0]).toMatchObject({
       type: "task_complete",
       scope: "user",
@@ -220,9 +212,10 @@ describe("schema and lifecycle", () => {
     const realtime = createRealtime({ connectionString: databaseUrl(), schema });
     const result = await realtime.migrate({ dryRun: true });
     expect(result.sql).toContain(`CREATE TABLE "${schema}"."events"`);
-    const { rows } = await db.query("SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1", [
-      schema,
-    ]);
+    const { rows } = await files.pool.query(
+      "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = $1",
+      [schema],
+    );
     expect(rows[0].n).toBe(0);
     await realtime.close();
   });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vites
 import type { Realtime, RealtimeEvent, RealtimeOptions } from "../src/index.js";
 import { databaseUrl, freshSchema } from "./support/database.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
-import { SseClient } from "./support/sse.js";
+import { openStream, type SseClient } from "./support/sse.js";
 import { carried, cursorOf, wireProblems } from "./support/wire.js";
 
 let db: pg.Pool;
@@ -54,14 +54,6 @@ function commonForgeries(duplicateOf: string) {
     forgedEvent("2\r\nid: 999\r\ndata: {}\r\n\r\n", "forged_crlf", "user", "42"),
     forgedEvent(duplicateOf, "forged_duplicate", "user", "42"),
   ];
-}
-
-async function open(url: string, cursor: string | null = null): Promise<SseClient> {
-  const stream = await SseClient.open(url, cursor === null ? {} : { headers: { "Last-Event-ID": cursor } });
-  onTestFinished(() => stream.close());
-  expect(stream.response.status).toBe(200);
-  await stream.next("connected");
-  return stream;
 }
 
 /** What a stream of `user` may see of `events`, in order. */
@@ -139,8 +131,8 @@ describe("C36 forged notifications", () => {
     const { schema, publisher, handled, url } = await pair({ heartbeatMs: 500 });
     const forge = await forgerFor(schema);
     const before = await publisher.currentEventId();
-    const s42 = await open(url("42"));
-    const anonymous = await open(url(null));
+    const s42 = await openStream(url("42"));
+    const anonymous = await openStream(url(null));
     const streams: Array<[SseClient, string | null]> = [
       [s42, "42"],
       [anonymous, null],
@@ -178,8 +170,8 @@ describe("C36 forged notifications", () => {
       real.map(({ id, type, detail }) => ({ id, type, detail })),
     );
 
-    const resumed = await open(url("42"), before);
-    const fromMiddle = await open(url("42"), cursorOf(s42, claimed.id));
+    const resumed = await openStream(url("42"), before);
+    const fromMiddle = await openStream(url("42"), cursorOf(s42, claimed.id));
     const expected = visibleTo("42", real);
     await resumed.until((s) => s.events.length >= expected.length, "the replay", 15_000);
     expectOnly(resumed, expected, "resumed from the start");
@@ -195,8 +187,8 @@ describe("C36 forged notifications", () => {
       ...({ secret } as Partial<RealtimeOptions>),
     });
     const forge = await forgerFor(schema);
-    const s42 = await open(url("42"));
-    const anonymous = await open(url(null));
+    const s42 = await openStream(url("42"));
+    const anonymous = await openStream(url(null));
     const streams: Array<[SseClient, string | null]> = [
       [s42, "42"],
       [anonymous, null],
@@ -212,8 +204,8 @@ describe("C36 forged notifications", () => {
   it("C36 without storage and without a secret (documented trust): forged reserved types and CR/LF ids add no frame or field", async () => {
     const { schema, publisher, handled, url } = await pair({ storage: false });
     const forge = await forgerFor(schema);
-    const s42 = await open(url("42"));
-    const anonymous = await open(url(null));
+    const s42 = await openStream(url("42"));
+    const anonymous = await openStream(url(null));
     const streams: Array<[SseClient, string | null]> = [
       [s42, "42"],
       [anonymous, null],

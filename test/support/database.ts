@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { inject } from "vitest";
+import pg from "pg";
+import { afterAll, beforeAll, inject } from "vitest";
 
 /** Connection string of this run's own database (see global-setup.ts). */
 export function databaseUrl(): string {
@@ -24,4 +25,26 @@ export function freshSchema(prefix = "t"): string {
   // Random across the worker processes, counted within one.
   created += 1;
   return `${hint}_${randomBytes(5).toString("hex")}_${created.toString(36)}`;
+}
+
+/**
+ * A small pool on the run's database for a test file's own queries, opened before its first test and
+ * ended after its last. Call at the top level of the file.
+ */
+export function filePool(max = 2): { readonly pool: pg.Pool; rowCount(schema: string): Promise<number> } {
+  let pool: pg.Pool | undefined;
+  beforeAll(() => {
+    pool = new pg.Pool({ connectionString: databaseUrl(), max });
+  });
+  afterAll(() => pool?.end());
+  return {
+    get pool() {
+      if (!pool) throw new Error("filePool: used outside a test");
+      return pool;
+    },
+    async rowCount(schema) {
+      const { rows } = await this.pool.query(`SELECT count(*)::int AS n FROM "${schema}"."events"`);
+      return rows[0].n;
+    },
+  };
 }

@@ -1,5 +1,6 @@
 // A wire-level Server-Sent Events reader for tests: it parses the bytes the server really sent, by the
 // rules of the HTML standard (CR, LF and CRLF all end a line), so a forged field or a split event shows.
+import { expect, onTestFinished } from "vitest";
 
 /** One dispatched SSE message. `event` is "message" when the frame named none. */
 export interface SseMessage {
@@ -15,6 +16,18 @@ export interface SseMessage {
  */
 export function cursorPattern(id: string): RegExp {
   return new RegExp(`^${id}\\.[0-9a-z]{1,5}\\.[0-9a-z]{1,4}$`);
+}
+
+/**
+ * Opens a stream (resending `cursor` as Last-Event-ID, if any) that is closed when the test ends, and
+ * waits for its `connected` event.
+ */
+export async function openStream(url: string, cursor: string | null = null): Promise<SseClient> {
+  const stream = await SseClient.open(url, cursor === null ? {} : { headers: { "Last-Event-ID": cursor } });
+  onTestFinished(() => stream.close());
+  expect(stream.response.status).toBe(200);
+  await stream.next("connected");
+  return stream;
 }
 
 export class SseClient {
