@@ -180,40 +180,29 @@ describe("C36 forged notifications", () => {
     expectOnly(fromMiddle, rest, "resumed from the claimed id");
   });
 
-  it("C36 without storage, with a shared secret: forged payloads are ignored, real ones arrive", async () => {
-    const secret = randomBytes(32).toString("hex");
-    const { schema, publisher, handled, url } = await pair({
-      storage: false,
-      ...({ secret } as Partial<RealtimeOptions>),
-    });
+  /** Storage off: forged payloads between real events, on a 42 and an anonymous stream. */
+  async function forgedBetweenReal(options: Partial<RealtimeOptions>) {
+    const { schema, publisher, handled, url } = await pair({ storage: false, ...options });
     const forge = await forgerFor(schema);
-    const s42 = await openStream(url("42"));
-    const anonymous = await openStream(url(null));
     const streams: Array<[SseClient, string | null]> = [
-      [s42, "42"],
-      [anonymous, null],
+      [await openStream(url("42")), "42"],
+      [await openStream(url(null)), null],
     ];
     const real = await publishReal(publisher, 1);
     for (const payload of commonForgeries((real[0] as RealtimeEvent).id)) await forge(payload);
     real.push(...(await publishReal(publisher, 2)));
     await delivered(streams, handled, real, "after the forgeries");
+    return { streams, handled, real };
+  }
+
+  it("C36 without storage, with a shared secret: forged payloads are ignored, real ones arrive", async () => {
+    const { streams, handled, real } = await forgedBetweenReal({ secret: randomBytes(32).toString("hex") });
     for (const [stream, user] of streams) expectOnly(stream, visibleTo(user, real), `user ${user}`);
     expect(handled.map((e) => e.id)).toEqual(real.map((e) => e.id));
   });
 
   it("C36 without storage and without a secret (documented trust): forged reserved types and CR/LF ids add no frame or field", async () => {
-    const { schema, publisher, handled, url } = await pair({ storage: false });
-    const forge = await forgerFor(schema);
-    const s42 = await openStream(url("42"));
-    const anonymous = await openStream(url(null));
-    const streams: Array<[SseClient, string | null]> = [
-      [s42, "42"],
-      [anonymous, null],
-    ];
-    const real = await publishReal(publisher, 1);
-    for (const payload of commonForgeries((real[0] as RealtimeEvent).id)) await forge(payload);
-    real.push(...(await publishReal(publisher, 2)));
-    await delivered(streams, handled, real, "after the forgeries");
+    const { streams, real } = await forgedBetweenReal({});
     for (const [stream, user] of streams) {
       expect(wireProblems(stream), `user ${user}`).toEqual([]);
       for (const event of visibleTo(user, real)) expect(carried(stream, event.id)).toBe(true);
