@@ -31,11 +31,7 @@ export class Hooks {
   async receive(event: RealtimeEvent): Promise<RealtimeEvent | null> {
     // A row written by hand (a role that may INSERT) could hold a name the client dispatches itself.
     if (RESERVED_TYPES.has(event.type)) {
-      this.logger.error(
-        { eventId: event.id, type: event.type },
-        "pgrealtime: a stored event has a reserved type; dropped",
-      );
-      return null;
+      return this.dropped(event, `a stored event has the reserved type "${event.type}"; dropped`);
     }
     if (!this.onReceive) return event;
     let timer: NodeJS.Timeout | undefined;
@@ -47,19 +43,14 @@ export class Hooks {
         }),
       ]);
       if (result === TIMED_OUT) {
-        this.logger.error(
-          { eventId: event.id, hookTimeoutMs: this.timeoutMs },
-          "pgrealtime: onReceive did not settle within hookTimeoutMs; event dropped in this process",
+        return this.dropped(
+          event,
+          `onReceive did not settle within hookTimeoutMs (${this.timeoutMs} ms); event dropped in this process`,
         );
-        return null;
       }
       return result === null || result === undefined ? null : this.check(event, result, "onReceive");
     } catch (error) {
-      this.logger.error(
-        { err: error, eventId: event.id },
-        "pgrealtime: onReceive threw; event dropped in this process",
-      );
-      return null;
+      return this.dropped(event, "onReceive threw; event dropped in this process", error);
     } finally {
       clearTimeout(timer);
     }
@@ -79,12 +70,17 @@ export class Hooks {
       }
       return result === null || result === undefined ? null : this.check(event, result, "beforeSend");
     } catch (error) {
-      this.logger.error(
-        { err: error, eventId: event.id },
-        "pgrealtime: beforeSend threw; event skipped for one connection",
-      );
-      return null;
+      return this.dropped(event, "beforeSend threw; event skipped for one connection", error);
     }
+  }
+
+  /** Logs why `event` goes no further, with its id (and the error, if any); gives `null`. */
+  private dropped(event: RealtimeEvent, why: string, error?: unknown): null {
+    this.logger.error(
+      error === undefined ? { eventId: event.id } : { err: error, eventId: event.id },
+      `pgrealtime: ${why}`,
+    );
+    return null;
   }
 
   /**
@@ -113,11 +109,7 @@ export class Hooks {
         createdAt: original.createdAt,
       };
     } catch (error) {
-      this.logger.error(
-        { err: error, eventId: original.id },
-        `pgrealtime: ${hook} returned ${(error as Error).message}; event dropped`,
-      );
-      return null;
+      return this.dropped(original, `${hook} returned ${(error as Error).message}; event dropped`, error);
     }
   }
 }
