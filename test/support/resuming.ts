@@ -13,6 +13,10 @@ export class ResumingClient {
   /** Every application event the server sent, duplicates included. */
   readonly received: WireEvent[] = [];
   readonly resets: string[] = [];
+  /** When each reset arrived (ms since epoch), beside `resets`. */
+  readonly resetTimes: number[] = [];
+  /** Each connection's URL and the event ids the server sent on it, in order. */
+  readonly connections: Array<{ url: string; ids: string[] }> = [];
   connects = 0;
   lastEventId: string | null;
   private readonly seen = new Set<string>();
@@ -21,7 +25,8 @@ export class ResumingClient {
   private readonly waiters = new Set<() => void>();
 
   constructor(
-    private readonly url: string,
+    /** Where the next (re)connect goes: another server process, another identity. */
+    public url: string,
     startAt: string | null = null,
   ) {
     this.lastEventId = startAt;
@@ -35,16 +40,24 @@ export class ResumingClient {
     if (client.response.status !== 200) throw new Error(`stream answered ${client.response.status}`);
     this.current = client;
     this.connects++;
+    const connection = { url: this.url, ids: [] as string[] };
+    this.connections.push(connection);
     let handled = 0;
     // SseClient notifies on every chunk; take the new messages from where we left off.
     const consume = () => {
       for (; handled < client.messages.length; handled++) {
         const message = client.messages[handled];
         if (!message) continue;
-        if (message.event === "reset") this.resets.push(JSON.parse(message.data).reason);
+        if (message.event === "reset") {
+          this.resets.push(JSON.parse(message.data).reason);
+          this.resetTimes.push(Date.now());
+          // Like the browser client: the reset's id line is the cursor to go on from (empty: none).
+          if (message.id !== undefined) this.lastEventId = message.id || null;
+        }
         if (message.event !== "message") continue;
         const event = JSON.parse(message.data) as WireEvent;
         this.received.push(event);
+        connection.ids.push(event.id);
         if (message.id !== undefined) this.lastEventId = message.id;
         if (this.seen.has(event.id)) continue;
         this.seen.add(event.id);
