@@ -194,13 +194,15 @@ export class Listener {
     const outcome = new Promise<void>((resolve, reject) => {
       this.probe = { nonce, arrived: resolve, failed: reject };
     });
+    // The connection may be lost while the probe is still being sent, before anything awaits the
+    // outcome: an unhandled rejection would end the process.
+    outcome.catch(() => {});
     try {
       await sendProbe(this.options.connection, this.options.channel, probePayload(nonce));
       timer = setTimeout(() => this.probe?.failed(swallowedProbe()), PROBE_TIMEOUT_MS);
       await outcome;
     } finally {
       clearTimeout(timer);
-      outcome.catch(() => {});
       this.probe = undefined;
     }
   }

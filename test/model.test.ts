@@ -90,7 +90,9 @@ async function world() {
   const http = await Promise.all(servers.map((realtime) => serveRealtime(realtime)));
   const urlOf = (at: number, user: string | null) =>
     `${http[at]?.url}/realtime/events${user === null ? "" : `?user=${user}`}`;
-  const clients = HOMES.map((home, i) => new ResumingClient(urlOf(i % 2, home)));
+  // The page's starting cursor (C11): a client that drops before its first event resumes from it.
+  const start = await publisher.realtime.currentEventId();
+  const clients = HOMES.map((home, i) => new ResumingClient(urlOf(i % 2, home), start));
   await Promise.all(clients.map((c) => c.connect()));
   const close = async () => {
     for (const c of clients) c.close();
