@@ -36,11 +36,12 @@ export class ResumingClient {
   async connect(): Promise<void> {
     const headers: Record<string, string> = {};
     if (this.lastEventId !== null) headers["Last-Event-ID"] = this.lastEventId;
-    const client = await SseClient.open(this.url, { headers });
+    const url = this.url;
+    const client = await SseClient.open(url, { headers });
     if (client.response.status !== 200) throw new Error(`stream answered ${client.response.status}`);
     this.current = client;
     this.connects++;
-    const connection = { url: this.url, ids: [] as string[] };
+    const connection = { url, ids: [] as string[] };
     this.connections.push(connection);
     let handled = 0;
     // SseClient notifies on every chunk; take the new messages from where we left off.
@@ -71,6 +72,8 @@ export class ResumingClient {
     const stop = client.onChange(consume);
     consume();
     await client.next("connected");
+    // Moved (`url` changed) while this connection was being opened: go where it was sent instead.
+    if (url !== this.url) client.close();
   }
 
   /** Cuts the current connection from the client side, as a network loss would; it reconnects. */
