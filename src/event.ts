@@ -4,8 +4,17 @@
 import type { UserId } from "./types.js";
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
-/** Names the browser client dispatches itself; an application event may never take one. */
-export const RESERVED_TYPES: ReadonlySet<string> = new Set(["connected", "disconnected", "reset", "error"]);
+/**
+ * Names the browser client dispatches itself, and `ping`, the heartbeat's own event: an application
+ * event may never take one.
+ */
+export const RESERVED_TYPES: ReadonlySet<string> = new Set([
+  "connected",
+  "disconnected",
+  "reset",
+  "error",
+  "ping",
+]);
 const MAX_USER_ID_LENGTH = 200;
 /** Deeper JSON is refused: nothing legitimate nests this far, and PostgreSQL's parser has a stack too. */
 const MAX_DEPTH = 100;

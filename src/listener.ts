@@ -173,7 +173,7 @@ export class Listener {
     if (idleTimeoutMs > 0) this.options.onIdleSessionTimeout?.(idleTimeoutMs);
     if (livenessMs < heartbeatMs && !this.shortenedLogged) {
       this.shortenedLogged = true;
-      logger.info(
+      logger.warn(
         { idleSessionTimeoutMs: idleTimeoutMs, livenessMs },
         `pgrealtime: the server ends sessions idle for ${idleTimeoutMs} ms (idle_session_timeout), sooner than heartbeatMs (${heartbeatMs} ms) would query the LISTEN connection; querying it every ${livenessMs} ms instead`,
       );

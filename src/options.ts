@@ -27,6 +27,14 @@ const bool: Check = (value, name) => {
 const fn: Check = (value, name) => {
   if (typeof value !== "function") throw new TypeError(`${name} must be a function`);
 };
+const syncFn: Check = (value, name) => {
+  fn(value, name);
+  if ((value as () => unknown).constructor.name === "AsyncFunction") {
+    throw new TypeError(
+      `${name} must be synchronous (it runs per connection on the send path); do async work in onReceive`,
+    );
+  }
+};
 const url: Check = (value, name) => {
   if (typeof value !== "string" || value === "") {
     throw new TypeError(`${name} must be a non-empty string, e.g. "postgres://user@host:5432/db"`);
@@ -94,7 +102,7 @@ const OPTIONS = {
   hookTimeoutMs: { check: int(1, 2 ** 31 - 1), default: 5_000 },
   secret: { check: secret, default: undefined },
   onReceive: { check: fn, default: undefined },
-  beforeSend: { check: fn, default: undefined },
+  beforeSend: { check: syncFn, default: undefined },
   logger: { check: logger, default: consoleLogger },
 } as const satisfies Record<keyof RealtimeOptions, { check: Check; default: unknown }>;
 

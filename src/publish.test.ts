@@ -36,6 +36,7 @@ describe("event types", () => {
     "disconnected",
     "reset",
     "error",
+    "ping",
     5,
   ])("refuses %s", (type) => {
     expect(() => validateType(type)).toThrow(TypeError);

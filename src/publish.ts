@@ -83,8 +83,8 @@ export class Publisher {
    */
   async publish(scope: Scope, input: unknown, publishOptions?: PublishOptions): Promise<RealtimeEvent> {
     this.options.assertOpen();
-    const db = publishTarget(publishOptions);
     const event = prepareEvent(input, scope);
+    const db = publishTarget(publishOptions);
     this.checkSize(event);
     const base = {
       type: event.type,

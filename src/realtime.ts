@@ -166,7 +166,7 @@ class Instance implements Realtime {
     this.assertOpen();
     await this.listener.start();
     // A schema that is not migrated (or migrated by a newer version) is told here, not retried in silence.
-    await checkSchemaVersion(this.pool, this.options.schema);
+    if (this.options.storage) await checkSchemaVersion(this.pool, this.options.schema);
     await this.receiver.ready();
     this.assertOpen();
   }
@@ -207,6 +207,8 @@ class Instance implements Realtime {
 
   async migrate(migrateOptions?: { dryRun?: boolean }): Promise<MigrateResult> {
     this.assertOpen();
+    // A misspelt dryRun must never run the DDL.
+    refuseUnknownKeys(migrateOptions ?? {}, ["dryRun"], "migrate", "option");
     return migrate(this.pool, this.options.schema, migrateOptions);
   }
 

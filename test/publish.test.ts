@@ -160,8 +160,8 @@ describe("publish without storage", () => {
     const received: string[] = [];
     realtime.subscribe((event) => received.push(event.id));
     await realtime.ready();
-    const a = await realtime.publishGlobal({ type: "ping", detail: { n: 1 } });
-    const b = await realtime.publishGlobal({ type: "ping", detail: { n: 2 } });
+    const a = await realtime.publishGlobal({ type: "hello", detail: { n: 1 } });
+    const b = await realtime.publishGlobal({ type: "hello", detail: { n: 2 } });
     expect(a.id).not.toBe(b.id);
     await expect.poll(() => received).toEqual([a.id, b.id]);
     expect(await rowCount(schema)).toBe(0);
