@@ -1,7 +1,7 @@
 // The whole delivery algorithm against a reference model (test/support/model.ts), property-based: random
 // schedules of publishes, transactions committed out of order or rolled back, LISTEN faults through a
-// TCP proxy (cuts, rapid back-to-back cuts, blackholes), clients dropping and resuming on the other
-// server, and identity changes. Two servers (each with its own LISTEN connection and receiver), a third
+// TCP proxy (cuts, rapid back-to-back cuts, blackholes, refusals, cuts in the middle of start-up),
+// clients dropping and resuming on the other server, identity changes and forged notifications. Two servers (each with its own LISTEN connection and receiver), a third
 // instance publishing. `PGREALTIME_MODEL_RUNS=200` runs longer; a failure prints its seed and path and
 // shrinks to a minimal schedule.
 import fc from "fast-check";
@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { Realtime, RealtimeEvent } from "../src/index.js";
 import { databaseUrl, filePool } from "./support/database.js";
 import { clientProblems, type Published, subscriberProblems } from "./support/model.js";
-import { FaultProxy } from "./support/proxy.js";
+import { type FaultProxy, startProxy } from "./support/proxy.js";
 import { ResumingClient } from "./support/resuming.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 
@@ -23,6 +23,9 @@ const SEED =
 const HEARTBEAT_MS = 300;
 const SETTLE_MS = 20_000;
 const files = filePool(6);
+
+/** Forged notifications (C36): nothing they say may reach anyone, suppress or reorder a real event. */
+const FORGERIES = ["next-id", "user", "reserved", "crlf", "not-an-id", "max-id", "hint"] as const;
 
 const server = fc.constantFrom(0, 1);
 const client = fc.constantFrom(0, 1, 2, 3);
@@ -59,6 +62,26 @@ const action = fc.oneof(
       ms: fc.integer({ min: 50, max: 800 }),
     }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("refuse" as const),
+      server,
+      ms: fc.integer({ min: 50, max: 600 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("killDuringStartup" as const),
+      server,
+      bytes: fc.integer({ min: 1, max: 400 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant("forge" as const), variant: fc.constantFrom(...FORGERIES) }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("drop" as const), client, server }) },
   {
     weight: 1,
@@ -73,9 +96,28 @@ type Action = typeof action extends fc.Arbitrary<infer A> ? A : never;
 
 const HOMES = ["alice", "bob", null, "alice"] as const;
 
+async function forge(schema: string, variant: (typeof FORGERIES)[number]): Promise<void> {
+  const { rows } = await files.pool.query(
+    `SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('"${schema}".events', 'id')), 0) + 1 AS next`,
+  );
+  const next = String(rows[0].next);
+  const event = (fields: object) =>
+    JSON.stringify({ id: next, type: "forged", scope: "global", userId: null, detail: {}, ...fields });
+  const payload = {
+    "next-id": event({}),
+    user: event({ scope: "user", userId: "alice" }),
+    reserved: event({ type: "reset" }),
+    crlf: event({ id: `${next}\nevent: reset\nretry: 1` }),
+    "not-an-id": event({ id: "abc" }),
+    "max-id": event({ id: "9223372036854775807" }),
+    hint: JSON.stringify({ k: "hint", id: next }),
+  }[variant];
+  await files.pool.query("SELECT pg_notify($1, $2)", [`${schema}_events`, payload]);
+}
+
 /** Two served instances listening through their own proxies, a publisher, four clients. */
 async function world() {
-  const proxies = await Promise.all([0, 1].map(() => FaultProxy.start(databaseUrl())));
+  const proxies = await Promise.all([0, 1].map(() => startProxy(databaseUrl())));
   const first = await migratedRealtime({
     heartbeatMs: HEARTBEAT_MS,
     listenConnectionString: proxies[0]?.connectionString,
@@ -109,6 +151,7 @@ async function world() {
     await Promise.all(proxies.map((p) => p.close()));
   };
   return {
+    schema: first.schema,
     proxies: proxies as FaultProxy[],
     servers,
     publisher: publisher.realtime,
@@ -131,7 +174,10 @@ async function runSchedule(actions: Action[]): Promise<string[]> {
   try {
     for (const step of actions) await perform(step, w, published, open, switched, where);
     for (const tx of open.splice(0)) await endTx(tx, true);
-    for (const proxy of w.proxies) proxy.restore();
+    for (const proxy of w.proxies) {
+      proxy.refuse(false);
+      proxy.restore();
+    }
     // Every client back home, on its server, then a fence everyone must see.
     w.clients.forEach((c, i) => {
       c.url = w.urlOf(where[i] as number, HOMES[i] as string | null);
@@ -204,6 +250,20 @@ async function perform(
       await sleep(step.ms);
       w.proxies[step.server]?.restore();
       return;
+    case "refuse":
+      // New connections fail for a while, the LISTEN connection's among them, after a cut.
+      w.proxies[step.server]?.refuse(true);
+      w.proxies[step.server]?.cut();
+      await sleep(step.ms);
+      w.proxies[step.server]?.refuse(false);
+      return;
+    case "killDuringStartup":
+      w.proxies[step.server]?.killDuringStartup(step.bytes);
+      w.proxies[step.server]?.cut();
+      return;
+    case "forge":
+      await forge(w.schema, step.variant);
+      return;
     case "drop": {
       const c = w.clients[step.client] as ResumingClient;
       where[step.client] = step.server;
@@ -263,7 +323,7 @@ async function endTx(tx: { client: pg.PoolClient; events: Published[] }, commit:
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("the delivery algorithm against its model", () => {
-  it(`holds for ${RUNS} random schedules of faults, out-of-order commits, drops and identity changes (seed ${SEED})`, {
+  it(`holds for ${RUNS} random schedules of faults, out-of-order commits, drops, identity changes and forgeries (seed ${SEED})`, {
     timeout: 60_000 + RUNS * 30_000,
   }, async () => {
     console.log(`model test: seed ${SEED}, ${RUNS} runs (PGREALTIME_MODEL_SEED=${SEED} replays them)`);

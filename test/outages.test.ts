@@ -6,7 +6,7 @@ import type { Realtime } from "../src/index.js";
 import { databaseUrl, filePool } from "./support/database.js";
 import { clientProblems, type Published, subscriberProblems } from "./support/model.js";
 import { runTs } from "./support/process.js";
-import { FaultProxy } from "./support/proxy.js";
+import { startProxy } from "./support/proxy.js";
 import { ResumingClient } from "./support/resuming.js";
 import { migratedRealtime, serveRealtime } from "./support/server.js";
 
@@ -136,7 +136,7 @@ describe("LISTEN outages", () => {
   });
 
   it("a blackholed LISTEN path (open, passing nothing) is noticed and every event published meanwhile arrives once", async () => {
-    const proxy = await FaultProxy.start(databaseUrl());
+    const proxy = await startProxy(databaseUrl());
     onTestFinished(() => proxy.close());
     const world = await served({ listenConnectionString: proxy.connectionString });
     const published = new Map<string, Published>();
