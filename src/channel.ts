@@ -9,7 +9,7 @@ import type { JsonObject, RealtimeEvent, Scope } from "./types.js";
 
 /** NOTIFY refuses payloads of 8000 bytes or more. */
 export const NOTIFY_LIMIT_BYTES = 8000;
-const SIGNED_PREFIX = "s1.";
+export const SIGNED_PREFIX = "s1.";
 const MAC_LENGTH = 43;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Signed messages older than this (or this far in the future) are refused as replays. */
@@ -34,7 +34,7 @@ export const HINT_SQL = (idColumn: string) => `json_build_object('k', 'hint', 'i
 /** What travels with storage off: a whole event, or a command for every process. */
 export type EphemeralMessage =
   | { kind: "event"; event: RealtimeEvent }
-  | { kind: "disconnect"; id: string; userId: string };
+  | { kind: "disconnect"; id: string; userId: string; createdAt: Date };
 
 /**
  * The NOTIFY payload of an event published without storage (a random id, this process's clock).
@@ -88,7 +88,7 @@ export function decodeEphemeral(
   if (secret !== null && Math.abs(now - createdAt.getTime()) > SIGNED_MAX_AGE_MS) return null;
   try {
     if (raw.k === "disconnect" && hasOnly(raw, DISCONNECT_KEYS)) {
-      return { kind: "disconnect", id: raw.id, userId: normalizeUserId(raw.userId) };
+      return { kind: "disconnect", id: raw.id, userId: normalizeUserId(raw.userId), createdAt };
     }
     if (raw.k === "event" && hasOnly(raw, EVENT_KEYS))
       return { kind: "event", event: eventOf(raw, createdAt) };

@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff.js";
-import { decodeEphemeral, type EphemeralMessage } from "./channel.js";
+import { decodeEphemeral, type EphemeralMessage, SIGNED_MAX_AGE_MS, SIGNED_PREFIX } from "./channel.js";
 import { rowTag } from "./cursor.js";
 import type { Hooks } from "./hooks.js";
 import type { RowMeta } from "./router.js";
@@ -14,8 +14,12 @@ type PageFrom = { since: Snapshot } | { createdSince: Date };
 const BUSY_READ_GAP_MS = 2;
 /** Rows per read. */
 const PAGE_SIZE = 500;
-/** Storage-off ids remembered to drop a notification that arrives twice. */
-const RECENT_IDS = 10_000;
+/** Storage-off ids remembered at most, each for as long as a signed message is accepted. */
+const RECENT_IDS = 1_000_000;
+/** Clocks of publishing processes may run this far behind ours. */
+const CLOCK_SKEW_MS = 1_000;
+/** At most one warning this often about payloads whose signature does not verify. */
+const WARN_EVERY_MS = 60_000;
 
 export interface ReceiverOptions {
   store: Store;
@@ -53,12 +57,18 @@ export class Receiver {
   private reading = false;
   private again = false;
   private waiting: Array<() => void> = [];
+  /** The waiters of a read that failed between its pages: only its completion answers them. */
+  private partialWaiters: Array<() => void> = [];
   private started = false;
+  private starting = false;
   private closed = false;
   private pollTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeSleep: (() => void) | undefined;
-  private readonly recent = new Set<string>();
+  /** Storage-off ids seen, with when they stop mattering (a replay after that is refused by its age). */
+  private readonly recent = new Map<string, number>();
+  private listeningSince = 0;
+  private lastSignatureWarning = 0;
   private chain: Promise<void> = Promise.resolve();
   private markReady!: () => void;
   private readonly readyPromise = new Promise<void>((resolve) => {
@@ -84,11 +94,16 @@ export class Receiver {
     }
     const message = decodeEphemeral(payload, this.options.secret);
     if (message === null) {
-      this.options.logger.debug(
-        { payload: payload.slice(0, 200) },
-        "pgrealtime: ignored a notification that is not ours",
-      );
+      this.ignored(payload);
       return;
+    }
+    // LISTEN never receives what was sent before it started: an older signed message is a replay.
+    if (this.options.secret !== null) {
+      if (
+        (message.kind === "event" ? message.event.createdAt : message.createdAt).getTime() <
+        this.listeningSince - CLOCK_SKEW_MS
+      )
+        return;
     }
     this.ephemeral(message);
   }
@@ -116,12 +131,13 @@ export class Receiver {
     clearInterval(this.pollTimer);
     clearTimeout(this.retryTimer);
     this.wakeSleep?.();
-    for (const resolve of this.waiting.splice(0)) resolve();
+    for (const resolve of [...this.waiting.splice(0), ...this.partialWaiters.splice(0)]) resolve();
   }
 
   private async listening(): Promise<void> {
     const first = !this.started;
     this.started = true;
+    if (first) this.listeningSince = Date.now();
     if (!this.options.storage) {
       if (!first) this.options.reset("listener-reconnected");
       this.markReady();
@@ -131,6 +147,9 @@ export class Receiver {
       this.wake(); // catch up with whatever committed while the connection was down
       return;
     }
+    // A LISTEN that came back while the first snapshot is still being read: that start goes on alone.
+    if (this.starting) return;
+    this.starting = true;
     for (let attempt = 0; !this.closed && this.since === null; attempt++) {
       try {
         this.since = await this.options.store.currentSnapshot();
@@ -162,13 +181,16 @@ export class Receiver {
     this.reading = true;
     for (let failures = 0; !this.closed; ) {
       this.again = false;
-      const waiters = this.waiting.splice(0);
+      // Finishing a read that failed between pages serves only its own waiters: its snapshot is older
+      // than any waiter that came since.
+      const waiters = this.partial ? this.partialWaiters.splice(0) : this.waiting.splice(0);
       try {
         await this.readOnce();
         failures = 0;
         for (const resolve of waiters) resolve();
       } catch (error) {
-        this.waiting.unshift(...waiters);
+        if (this.partial) this.partialWaiters.unshift(...waiters);
+        else this.waiting.unshift(...waiters);
         this.options.logger.warn(
           { err: error, attempt: failures },
           "pgrealtime: reading new events failed; retrying",
@@ -257,12 +279,36 @@ export class Receiver {
     }
   }
 
+  /** A payload that is not ours; one whose signature fails is worth a (rare) warning: secrets may differ. */
+  private ignored(payload: string): void {
+    const { logger, secret } = this.options;
+    const now = Date.now();
+    if (
+      secret !== null &&
+      payload.startsWith(SIGNED_PREFIX) &&
+      now - this.lastSignatureWarning >= WARN_EVERY_MS
+    ) {
+      this.lastSignatureWarning = now;
+      logger.warn(
+        { payload: payload.slice(0, 120) },
+        "pgrealtime: ignored a signed notification whose signature does not verify; if it came from your own processes, their secret differs from this one's",
+      );
+      return;
+    }
+    logger.debug({ payload: payload.slice(0, 200) }, "pgrealtime: ignored a notification that is not ours");
+  }
+
   /** A storage-off message: hooks start at once, routing keeps arrival order. */
   private ephemeral(message: EphemeralMessage): void {
     const id = message.kind === "event" ? message.event.id : message.id;
+    const now = Date.now();
     if (this.recent.has(id)) return;
-    this.recent.add(id);
-    if (this.recent.size > RECENT_IDS) this.recent.delete(this.recent.values().next().value as string);
+    this.recent.set(id, now + SIGNED_MAX_AGE_MS + CLOCK_SKEW_MS);
+    // Oldest first: forget what a replay could no longer pass the age check with.
+    for (const [old, until] of this.recent) {
+      if (until > now && this.recent.size <= RECENT_IDS) break;
+      this.recent.delete(old);
+    }
     if (message.kind === "disconnect") {
       this.chain = this.chain.then(() => this.options.disconnect(message.userId));
       return;

@@ -126,6 +126,10 @@ async function replayBacklog(
   const audience = { userId: connection.userId };
   const size = await queries.run(() => store.backlogSize(judged, point.bound, audience, options.maxReplay));
   if (size > options.maxReplay) return reset("backlog-too-large");
+  // A disconnectUser committed before the snapshot must end this stream before any of the events after
+  // it goes out: the receiver takes every command committed before this call first.
+  await options.sync();
+  if (connection.closed) return null;
   const last = BigInt(parsed.id);
   const pages = store.backlog(judged, point.bound, audience, "-1", PAGE_SIZE);
   for (let after = "-1"; ; ) {

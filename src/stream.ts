@@ -47,6 +47,8 @@ export interface StreamsOptions {
 interface Ticket {
   userId: string | null | undefined;
   revoked: boolean;
+  /** The count of disconnects when it was taken: a later one of its user revokes it. */
+  since: number;
 }
 
 /**
@@ -56,6 +58,9 @@ interface Ticket {
  */
 export class Streams {
   private readonly tickets = new Set<Ticket>();
+  private disconnects = 0;
+  /** The last disconnect of each user, while tickets taken before it may still be authenticating. */
+  private readonly lastDisconnect = new Map<string, number>();
 
   constructor(private readonly options: StreamsOptions) {}
 
@@ -66,7 +71,7 @@ export class Streams {
       request.refuse(this.busy(503, "Too many event streams on this server; retry later\n"));
       return;
     }
-    const ticket: Ticket = { userId: undefined, revoked: false };
+    const ticket: Ticket = { userId: undefined, revoked: false, since: this.disconnects };
     this.tickets.add(ticket);
     request.onGone(() => this.tickets.delete(ticket));
     try {
@@ -80,11 +85,14 @@ export class Streams {
       request.refuse({ status: 500, message: "Internal error\n" });
     } finally {
       this.tickets.delete(ticket);
+      if (this.tickets.size === 0) this.lastDisconnect.clear();
     }
   }
 
   /** Ends the open streams of `userId` in this process, and the ones being admitted. */
   disconnect(userId: string): void {
+    this.disconnects++;
+    if (this.tickets.size > 0) this.lastDisconnect.set(userId, this.disconnects);
     for (const ticket of this.tickets) if (ticket.userId === userId) ticket.revoked = true;
     for (const connection of this.options.router.connectionsOf(userId)) this.release(connection, false);
   }
@@ -124,6 +132,8 @@ export class Streams {
       return this.busy(429, "Too many event streams for this user; close a tab or retry later\n");
     }
     ticket.userId = userId;
+    // Signed out while authenticate was still running: the answer may predate the sign-out.
+    if (userId !== null && (this.lastDisconnect.get(userId) ?? -1) > ticket.since) ticket.revoked = true;
     if (!(await this.options.waitForListener())) {
       return this.busy(503, "Realtime events are unavailable: not connected to PostgreSQL\n");
     }
