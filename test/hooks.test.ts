@@ -1,21 +1,15 @@
 // C40: what hooks return can narrow or change what a connection sees, never widen where an event goes,
 // never put a reserved type on the wire, and never stall delivery.
-import { describe, expect, it, onTestFinished } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RealtimeEvent, RealtimeOptions } from "../src/index.js";
 import { loggedAbout, recordingLogger } from "./support/logger.js";
-import { migratedRealtime, serveRealtime } from "./support/server.js";
+import { servedRealtime } from "./support/server.js";
 import { openStream } from "./support/sse.js";
 import { carried, RESERVED_TYPES, wireProblems } from "./support/wire.js";
 
 /** An instance with the given hooks, served, with a subscriber; all closed when the test ends. */
 async function hooked(options: Partial<RealtimeOptions>) {
-  const { realtime } = await migratedRealtime(options);
-  onTestFinished(() => realtime.close());
-  const server = await serveRealtime(realtime);
-  onTestFinished(() => server.close());
-  const handled: RealtimeEvent[] = [];
-  realtime.subscribe((event) => handled.push(event));
-  await realtime.ready();
+  const { realtime, server, handled } = await servedRealtime(options);
   const open = (user: string | null, cursor?: string) =>
     openStream(`${server.url}/realtime/events${user === null ? "" : `?user=${user}`}`, cursor ?? null);
   return { realtime, handled, open };

@@ -1,7 +1,6 @@
 import { describe, expect, it, onTestFinished } from "vitest";
-import type { RealtimeEvent } from "../src/index.js";
 import { filePool } from "./support/database.js";
-import { migratedRealtime, serveRealtime } from "./support/server.js";
+import { servedRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
 import { carried } from "./support/wire.js";
 
@@ -30,13 +29,7 @@ describe("C42 misspelt keys", () => {
   it.each(Object.keys(calls) as Array<keyof typeof calls>)(
     "C42 %s refuses { clinet }, details and private_data with a TypeError naming the known keys; nothing stored or delivered",
     async (method) => {
-      const { realtime, schema } = await migratedRealtime();
-      onTestFinished(() => realtime.close());
-      const server = await serveRealtime(realtime);
-      onTestFinished(() => server.close());
-      const handled: RealtimeEvent[] = [];
-      realtime.subscribe((event) => handled.push(event));
-      await realtime.ready();
+      const { realtime, schema, server, handled } = await servedRealtime();
       const streams = await Promise.all(
         ["?user=42", ""].map((query) => SseClient.open(`${server.url}/realtime/events${query}`)),
       );

@@ -1,7 +1,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { onTestFinished } from "vitest";
 import { toNodeHandler } from "../../src/adapters/node.js";
-import { createRealtime, type Realtime, type RealtimeOptions } from "../../src/index.js";
+import { createRealtime, type Realtime, type RealtimeEvent, type RealtimeOptions } from "../../src/index.js";
 import { databaseUrl, freshSchema } from "./database.js";
 
 /** Drops the expected warnings (reconnects in fault tests) but shows errors. */
@@ -43,4 +44,16 @@ export function serveRealtime(realtime: Realtime) {
       authenticate: (req) => new URL(req.url ?? "/", "http://localhost").searchParams.get("user"),
     }),
   );
+}
+
+/** A migrated instance served over HTTP, with a subscriber recording what it handles; all closed when the test ends. */
+export async function servedRealtime(options: Partial<RealtimeOptions> = {}) {
+  const { realtime, schema } = await migratedRealtime(options);
+  onTestFinished(() => realtime.close());
+  const server = await serveRealtime(realtime);
+  onTestFinished(() => server.close());
+  const handled: RealtimeEvent[] = [];
+  realtime.subscribe((event) => handled.push(event));
+  await realtime.ready();
+  return { realtime, schema, server, handled };
 }
