@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { encodeEvent } from "../src/channel.js";
 import { createRealtime, type Realtime } from "../src/index.js";
 import { databaseUrl, freshSchema } from "./support/database.js";
-import { recordingLogger } from "./support/logger.js";
+import { recordingLogger } from "./support/observe.js";
 import { serveRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
 
@@ -108,10 +108,10 @@ describe("attack: signed storage-off payloads", () => {
     const spy = await eavesdropper(schema);
     await good.publishGlobal({ type: "lost", detail: { i: 5 } });
     await until(() => spy.heard.length > 0, "the last event to be on the channel");
-    await until(() => logger.warnings.length + logger.errors.length > 0, "a warning", 3_000).catch(() => {});
+    await until(() => logger.warns.length + logger.errors.length > 0, "a warning", 3_000).catch(() => {});
     expect(stream.events, "events the wrong-secret process delivered").toEqual([]);
     expect(
-      logger.warnings.length + logger.errors.length,
+      logger.warns.length + logger.errors.length,
       "warnings or errors about signed payloads it cannot verify",
     ).toBeGreaterThan(0);
   });

@@ -2,7 +2,7 @@
 // never put a reserved type on the wire, and never stall delivery.
 import { describe, expect, it } from "vitest";
 import type { RealtimeEvent, RealtimeOptions } from "../src/index.js";
-import { loggedAbout, recordingLogger } from "./support/logger.js";
+import { loggedAbout, recordingLogger } from "./support/observe.js";
 import { servedRealtime } from "./support/server.js";
 import { openStream } from "./support/sse.js";
 import { carried, RESERVED_TYPES, wireProblems } from "./support/wire.js";

@@ -108,3 +108,18 @@ export function nextReconnect(realtime: Realtime, timeoutMs = RECONNECT_TIMEOUT_
 export function warnMessages(logger: RecordingLogger): string[] {
   return logger.warns.map((args) => String(args[1]));
 }
+
+/**
+ * Whether a warning or an error was logged about the event `eventId`: as `{ eventId }` (the library's
+ * convention) or named in the message text.
+ */
+export function loggedAbout(logger: { warns: unknown[][]; errors: unknown[][] }, eventId: string): boolean {
+  const named = new RegExp(`\\b${eventId.replace(/[^0-9A-Za-z-]/g, "")}\\b`);
+  return [...logger.warns, ...logger.errors].some((args) =>
+    args.some((arg) =>
+      typeof arg === "string"
+        ? named.test(arg)
+        : String((arg as { eventId?: unknown } | null)?.eventId) === eventId,
+    ),
+  );
+}
