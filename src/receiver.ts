@@ -1,6 +1,6 @@
 import { backoffDelay } from "./backoff.js";
-import { decodeEphemeral, type EphemeralMessage, SIGNED_MAX_AGE_MS, SIGNED_PREFIX } from "./channel.js";
 import { rowTag } from "./cursor.js";
+import { EphemeralIntake } from "./ephemeral.js";
 import type { Hooks } from "./hooks.js";
 import type { RowMeta } from "./router.js";
 import type { Snapshot } from "./snapshot.js";
@@ -14,12 +14,6 @@ type PageFrom = { since: Snapshot } | { createdSince: Date };
 const BUSY_READ_GAP_MS = 2;
 /** Rows per read. */
 const PAGE_SIZE = 500;
-/** Storage-off ids remembered at most, each for as long as a signed message is accepted. */
-const RECENT_IDS = 1_000_000;
-/** Clocks of publishing processes may run this far behind ours. */
-const CLOCK_SKEW_MS = 1_000;
-/** At most one warning this often about payloads whose signature does not verify. */
-const WARN_EVERY_MS = 60_000;
 
 export interface ReceiverOptions {
   store: Store;
@@ -65,17 +59,15 @@ export class Receiver {
   private pollTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private wakeSleep: (() => void) | undefined;
-  /** Storage-off ids seen, with when they stop mattering (a replay after that is refused by its age). */
-  private readonly recent = new Map<string, number>();
-  private listeningSince = 0;
-  private lastSignatureWarning = 0;
-  private chain: Promise<void> = Promise.resolve();
+  private readonly ephemeral: EphemeralIntake;
   private markReady!: () => void;
   private readonly readyPromise = new Promise<void>((resolve) => {
     this.markReady = resolve;
   });
 
-  constructor(private readonly options: ReceiverOptions) {}
+  constructor(private readonly options: ReceiverOptions) {
+    this.ephemeral = new EphemeralIntake({ ...options, isClosed: () => this.closed });
+  }
 
   /**
    * Resolves once the receiver knows where it starts (the first LISTEN and, with storage, the snapshot
@@ -92,20 +84,7 @@ export class Receiver {
       this.wake();
       return;
     }
-    const message = decodeEphemeral(payload, this.options.secret);
-    if (message === null) {
-      this.ignored(payload);
-      return;
-    }
-    // LISTEN never receives what was sent before it started: an older signed message is a replay.
-    if (this.options.secret !== null) {
-      if (
-        (message.kind === "event" ? message.event.createdAt : message.createdAt).getTime() <
-        this.listeningSince - CLOCK_SKEW_MS
-      )
-        return;
-    }
-    this.ephemeral(message);
+    this.ephemeral.notification(payload);
   }
 
   /** A LISTEN attempt began; `listening` resolves to whether it ended up listening. */
@@ -137,7 +116,7 @@ export class Receiver {
   private async listening(): Promise<void> {
     const first = !this.started;
     this.started = true;
-    if (first) this.listeningSince = Date.now();
+    if (first) this.ephemeral.started();
     if (!this.options.storage) {
       if (!first) this.options.reset("listener-reconnected");
       this.markReady();
@@ -277,47 +256,6 @@ export class Receiver {
       if (event && !this.closed)
         this.options.route(event, { tag: rowTag(row.createdMicros), txid: row.txid });
     }
-  }
-
-  /** A payload that is not ours; one whose signature fails is worth a (rare) warning: secrets may differ. */
-  private ignored(payload: string): void {
-    const { logger, secret } = this.options;
-    const now = Date.now();
-    if (
-      secret !== null &&
-      payload.startsWith(SIGNED_PREFIX) &&
-      now - this.lastSignatureWarning >= WARN_EVERY_MS
-    ) {
-      this.lastSignatureWarning = now;
-      logger.warn(
-        { payload: payload.slice(0, 120) },
-        "pgrealtime: ignored a signed notification whose signature does not verify; if it came from your own processes, their secret differs from this one's",
-      );
-      return;
-    }
-    logger.debug({ payload: payload.slice(0, 200) }, "pgrealtime: ignored a notification that is not ours");
-  }
-
-  /** A storage-off message: hooks start at once, routing keeps arrival order. */
-  private ephemeral(message: EphemeralMessage): void {
-    const id = message.kind === "event" ? message.event.id : message.id;
-    const now = Date.now();
-    if (this.recent.has(id)) return;
-    this.recent.set(id, now + SIGNED_MAX_AGE_MS + CLOCK_SKEW_MS);
-    // Oldest first: forget what a replay could no longer pass the age check with.
-    for (const [old, until] of this.recent) {
-      if (until > now && this.recent.size <= RECENT_IDS) break;
-      this.recent.delete(old);
-    }
-    if (message.kind === "disconnect") {
-      this.chain = this.chain.then(() => this.options.disconnect(message.userId));
-      return;
-    }
-    const accepted = this.options.hooks.receive(message.event);
-    this.chain = this.chain.then(async () => {
-      const event = await accepted;
-      if (event && !this.closed) this.options.route(event, null);
-    });
   }
 
   private sleep(ms: number): Promise<void> {
