@@ -173,6 +173,8 @@ function judge(
   // Nothing stored at or below the cursor (ids before the first row were rolled back): all of it is new.
   if (point.min === null || last < point.min) return { id: parsed.id, snapshot: null, txid: null };
   if (point.at === null) return "pruned";
+  // A row deleted from a transaction the cursor's snapshot had not seen may be one the client lacks.
+  if (point.prunedTxid !== null && point.prunedTxid >= BigInt(point.at.snapshot.xmin)) return "pruned";
   // A missing row inside the range is an identity gap: the nearest row below is older and covers more.
   return { id: parsed.id, snapshot: point.at.snapshot, txid: exact ? point.at.txid : null };
 }

@@ -55,6 +55,7 @@ FROM (SELECT 1) one LEFT JOIN LATERAL (
   (SELECT min(id)::text FROM ${t}) AS min,
   newest.id::text AS max, (extract(epoch FROM newest.created_at) * 1000000)::bigint::text AS max_us,
   (SELECT pruned_through::text FROM ${s}."state") AS pruned,
+  (SELECT pruned_txid::text FROM ${s}."state") AS pruned_txid,
   at.id::text AS at_id, at.snapshot::text AS at_snapshot, at.txid::text AS at_txid,
   (extract(epoch FROM at.created_at) * 1000000)::bigint::text AS at_us
 FROM (SELECT 1) one

@@ -180,6 +180,7 @@ export class Store {
       min: row.min === null ? null : BigInt(row.min),
       max: row.max === null ? null : { id: BigInt(row.max), createdMicros: row.max_us as string },
       prunedThrough: BigInt(row.pruned ?? "0"),
+      prunedTxid: row.pruned_txid === null ? null : BigInt(row.pruned_txid),
       at:
         row.at_id === null
           ? null
@@ -239,6 +240,7 @@ interface ResumeRow extends Record<string, unknown> {
   max: string | null;
   max_us: string | null;
   pruned: string | null;
+  pruned_txid: string | null;
   at_id: string | null;
   at_snapshot: string | null;
   at_txid: string | null;
@@ -251,6 +253,8 @@ export interface ResumePoint {
   min: bigint | null;
   max: { id: bigint; createdMicros: string } | null;
   prunedThrough: bigint;
+  /** The newest transaction whose rows were ever deleted, or `null`. */
+  prunedTxid: bigint | null;
   at: { id: string; snapshot: Snapshot; txid: string; createdMicros: string } | null;
 }
 

@@ -33,7 +33,8 @@ async function schemaAtVersion2(): Promise<string> {
   const schema = freshSchema("mig_v2");
   await migrate(pool, schema);
   await pool.query(
-    `DROP TABLE "${schema}"."controls"; DELETE FROM "${schema}"."migrations" WHERE version > 2`,
+    `DROP TABLE "${schema}"."controls"; ALTER TABLE "${schema}"."state" DROP COLUMN pruned_txid;
+DELETE FROM "${schema}"."migrations" WHERE version > 2`,
   );
   return schema;
 }
@@ -56,7 +57,12 @@ describe("the generated migrations module", () => {
   it("holds every .sql file, numbered 1, 2, 3… in order", () => {
     const fromFiles = readMigrations();
     expect(MIGRATIONS.map((m) => m.version)).toEqual(fromFiles.map((_, index) => index + 1));
-    expect(MIGRATIONS.map((m) => m.name).slice(0, 3)).toEqual(["events", "pruned_through", "controls"]);
+    expect(MIGRATIONS.map((m) => m.name).slice(0, 4)).toEqual([
+      "events",
+      "pruned_through",
+      "controls",
+      "pruned_txid",
+    ]);
     expect(LATEST_MIGRATION).toBe(fromFiles.length);
   });
 
@@ -125,13 +131,13 @@ describe("migrate", () => {
     const schema = await schemaAtVersion2();
     await pool.query(`INSERT INTO "${schema}"."events" (type, scope) VALUES ('kept', 'global')`);
     const dry = await migrate(pool, schema, { dryRun: true });
-    expect(dry.applied).toEqual([3]);
+    expect(dry.applied).toEqual([3, 4]);
     expect(dry.sql).toMatch(/^-- 3: controls\n/);
     expect(dry.sql).not.toContain('"events" (');
     expect(await tableExists(schema, "controls")).toBe(false);
 
-    expect((await migrate(pool, schema)).applied).toEqual([3]);
-    expect(await versions(schema)).toEqual([1, 2, 3]);
+    expect((await migrate(pool, schema)).applied).toEqual([3, 4]);
+    expect(await versions(schema)).toEqual([1, 2, 3, 4]);
     const { rows } = await pool.query(`SELECT type FROM "${schema}"."events"`);
     expect(rows).toEqual([{ type: "kept" }]);
     expect(await migrate(pool, schema)).toEqual({ applied: [], sql: "" });
@@ -163,7 +169,7 @@ describe("migrate", () => {
     expect(await versions(schema)).toEqual([1, 2]);
     // Nothing left half-done or locked: once the obstacle is gone, the same migration goes through.
     await pool.query(`DROP TABLE "${schema}"."controls"`);
-    expect((await migrate(pool, schema)).applied).toEqual([3]);
+    expect((await migrate(pool, schema)).applied).toEqual([3, 4]);
   });
 });
 
