@@ -8,7 +8,7 @@ import { isEventId } from "./event.js";
 const TOKEN = /^([0-9]{1,19})\.([0-9a-z]{1,5})\.([0-9a-z]{1,4})$/;
 const ROW_TAG_MODULUS = 36n ** 5n;
 /** The identity tag of an anonymous stream. */
-export const ANONYMOUS_TAG = "0";
+const ANONYMOUS_TAG = "0";
 
 /** A cursor as a client sent it back. */
 export interface ClientCursor {

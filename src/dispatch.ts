@@ -107,7 +107,7 @@ let clientScript: { body: string; etag: string } | undefined;
  *
  * @throws RealtimeError `CLIENT_SCRIPT_MISSING` when the package was not built.
  */
-export function loadClientScript(): { body: string; etag: string } {
+function loadClientScript(): { body: string; etag: string } {
   if (!clientScript) {
     let body: string;
     try {

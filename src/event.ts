@@ -1,7 +1,6 @@
 // Validation of everything that becomes part of an event: user ids, types, JSON details, and the keys of
 // objects users pass in. Shared by the publish path, the hooks and the channel codec, so one rule holds
 // at every edge.
-import type { UserId } from "./types.js";
 
 const TYPE_PATTERN = /^[A-Za-z0-9_.-]{1,100}$/;
 /**
@@ -168,9 +167,4 @@ export function describe(value: unknown): string {
   }
   if (typeof value === "bigint") return "a BigInt";
   return `a ${typeof value}`;
-}
-
-/** A user id as given to a publish call, normalised; `null` stays `null`. */
-export function optionalUserId(value: UserId | null | undefined): string | null {
-  return value === undefined || value === null ? null : normalizeUserId(value);
 }

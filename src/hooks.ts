@@ -3,6 +3,7 @@
 // writer); neither hook may move an event to another audience; a hook that does not settle in time
 // drops that one event, never the events after it.
 import { isPlainObject, normalizeUserId, RESERVED_TYPES, serializeObject, validateType } from "./event.js";
+import { isThenable } from "./router.js";
 import type { Logger, RealtimeEvent, SendContext } from "./types.js";
 
 /** `onReceive` as the receiver calls it. */
@@ -65,7 +66,7 @@ export class Hooks {
     if (!this.beforeSendHook) return event;
     try {
       const result: unknown = this.beforeSendHook(copyEvent(event), context);
-      if (typeof (result as { then?: unknown } | null)?.then === "function") {
+      if (isThenable(result)) {
         throw new TypeError("beforeSend must return the event or null synchronously, not a Promise");
       }
       return result === null || result === undefined ? null : this.check(event, result, "beforeSend");

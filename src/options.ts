@@ -5,7 +5,7 @@ const BASE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)*$/;
 const MIN_SECRET_BYTES = 32;
 
 /** Warnings and errors to the console; debug and info dropped. */
-export const consoleLogger: Logger = {
+const consoleLogger: Logger = {
   debug() {},
   info() {},
   warn: (...args: unknown[]) => console.warn(...args),
@@ -114,13 +114,6 @@ type Defaulted = {
 
 /** The options with their defaults filled in. */
 export type ResolvedOptions = Omit<RealtimeOptions, keyof Defaulted> & Defaulted;
-
-/** The defaults, for documentation and tests. */
-export const DEFAULTS = Object.fromEntries(
-  Object.entries(OPTIONS).flatMap(([name, spec]) =>
-    spec.default === undefined ? [] : [[name, spec.default]],
-  ),
-) as { readonly [K in keyof Defaulted]: Defaulted[K] };
 
 /**
  * Checks every option once, at creation, and fills in the defaults.

@@ -120,7 +120,7 @@ async function replayBacklog(
     cursor: newestCursor(newest, connection.identityTag),
   });
   if (parsed === null) return reset("malformed-id");
-  const judged = judge(parsed, point, connection);
+  const judged = judge(parsed, point, newest.id, connection);
   if (typeof judged === "string") return reset(judged);
   connection.bind(point.bound);
   const audience = { userId: connection.userId };
@@ -154,11 +154,12 @@ async function replayBacklog(
 function judge(
   parsed: NonNullable<ReturnType<typeof parseCursor>>,
   point: ResumePoint,
+  newest: bigint,
   connection: Connection,
 ): Cursor | ResetReason {
   const last = BigInt(parsed.id);
   const tagged = parsed.rowTag !== null;
-  if (last > newestOf(point.max, point.prunedThrough).id) return tagged ? "history-changed" : "unknown-id";
+  if (last > newest) return tagged ? "history-changed" : "unknown-id";
   // A deleted event above the cursor may never have reached this client.
   if (last < point.prunedThrough) return "pruned";
   const exact = point.at !== null && point.at.id === parsed.id;
