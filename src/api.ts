@@ -1,16 +1,49 @@
 import type { MigrateResult } from "./migrate.js";
 import type {
+  ActivityEntry,
   DefaultEvents,
+  EventFilters,
+  EventPage,
   EventMap,
   EventOf,
   ListenerState,
   PublishCommon,
   PublishInput,
   PublishOptions,
+  PruneOptions,
+  PruneResult,
   PublishSystemInput,
   RealtimeEvent,
+  RealtimeStats,
+  RealtimeStatus,
+  StoredEvent,
   UserId,
 } from "./types.js";
+
+/** `realtime.events`: the stored events, read back (storage on). */
+export interface StoredEvents {
+  /**
+   * One stored event with its private data, `replayOf` and `status`, or `null` when there is none.
+   *
+   * @throws TypeError when `id` is not a decimal event id; RealtimeError `STORAGE_OFF`, `CLOSED`.
+   * @example const event = await realtime.events.get("1234"); event?.privateData
+   */
+  get(id: string): Promise<StoredEvent | null>;
+  /**
+   * One page of stored events, newest first, by index (never a scan or a count of the table).
+   *
+   * @throws TypeError on an unknown filter or a malformed value; RealtimeError `STORAGE_OFF`, `CLOSED`.
+   * @example
+   * let page = await realtime.events.list({ type: "task_complete", limit: 100 });
+   * while (page.next) page = await realtime.events.list({ type: "task_complete", before: page.next });
+   */
+  list(filters?: EventFilters): Promise<EventPage>;
+  /**
+   * The delivery log of one event, oldest first (empty for an unknown id or with `activity: false`).
+   * Entries are written in batches about a second after the delivery.
+   */
+  activity(id: string): Promise<ActivityEntry[]>;
+}
 
 /** Options of `subscribe`. */
 export interface SubscribeOptions {
@@ -88,6 +121,36 @@ export interface Realtime<Events extends EventMap = DefaultEvents> {
    * @example app.post("/logout", async (req, res) => { await realtime.disconnectUser(req.user.id); … });
    */
   disconnectUser(userId: UserId): Promise<void>;
+  /** The stored events: get one, list them, read who they reached. */
+  readonly events: StoredEvents;
+  /**
+   * Sends stored events again as new events (new ids, same type, scope, user and detail, never their
+   * private data), each with `replayOf` set to the original's id and logged on the original. A client
+   * that saw the original shows the replay too. All or nothing: one missing id replays none.
+   *
+   * @returns the new event (for one id) or the new events in the order of `ids`.
+   * @throws TypeError for a malformed id; RealtimeError `NOT_FOUND` naming the missing ids,
+   *   `STORAGE_OFF`, `CLOSED`.
+   * @example await realtime.replay("1234");
+   */
+  replay(id: string): Promise<RealtimeEvent>;
+  replay(ids: readonly string[]): Promise<RealtimeEvent[]>;
+  /**
+   * Deletes stored events created longer ago than `olderThan` (and their activity), in batches of
+   * 1000 rows, each its own transaction, so publishers and streams are not held up. A client resuming
+   * from below a deleted id gets `event: reset` with reason `pruned`.
+   *
+   * @throws TypeError / RangeError for a malformed option; RealtimeError `STORAGE_OFF`, `CLOSED`.
+   * @example await realtime.prune({ olderThan: "30d" });
+   */
+  prune(options: PruneOptions): Promise<PruneResult>;
+  /** This process's counters: connections, events, listener, replays, activity writes. */
+  stats(): RealtimeStats;
+  /**
+   * The state of the installation: migration, table size, oldest and newest events, the processes
+   * listening now (each records itself on its heartbeat), and the NOTIFY queue's usage.
+   */
+  status(): Promise<RealtimeStatus>;
   /** How many event streams are open in this process. */
   readonly connectionCount: number;
   /**

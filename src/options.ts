@@ -1,6 +1,8 @@
+import { parseDuration } from "./duration.js";
 import type { Logger, RealtimeOptions } from "./types.js";
 
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
+const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
 const BASE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)*$/;
 const MIN_SECRET_BYTES = 32;
 
@@ -70,6 +72,11 @@ const secret: Check = (value, name) => {
   }
 };
 
+const retention: Check = (value, name) => {
+  if (value === false) return;
+  parseDuration(value, name);
+};
+
 /**
  * Every option once: its check and its default (`undefined`: none). The README's option table
  * mirrors this; `RealtimeOptions` documents each.
@@ -103,6 +110,12 @@ const OPTIONS = {
   secret: { check: secret, default: undefined },
   onReceive: { check: fn, default: undefined },
   beforeSend: { check: syncFn, default: undefined },
+  table: {
+    check: matching(TABLE_PATTERN, 'a letter or "_" followed by up to 39 letters, digits or "_"'),
+    default: "events",
+  },
+  activity: { check: bool, default: true },
+  retention: { check: retention, default: false },
   logger: { check: logger, default: consoleLogger },
 } as const satisfies Record<keyof RealtimeOptions, { check: Check; default: unknown }>;
 

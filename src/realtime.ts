@@ -197,6 +197,25 @@ class Instance implements Realtime {
     else await this.store.notify(encodeDisconnect(id, this.options.secret ?? null));
   }
 
+  // WIP (foundation of issue 7, replaced before landing): the interface is fixed, the bodies are not written yet.
+  readonly events = {
+    get: (): Promise<never> => Promise.reject(new Error("WIP")),
+    list: (): Promise<never> => Promise.reject(new Error("WIP")),
+    activity: (): Promise<never> => Promise.reject(new Error("WIP")),
+  };
+  replay(): Promise<never> {
+    return Promise.reject(new Error("WIP"));
+  }
+  prune(): Promise<never> {
+    return Promise.reject(new Error("WIP"));
+  }
+  stats(): never {
+    throw new Error("WIP");
+  }
+  status(): Promise<never> {
+    return Promise.reject(new Error("WIP"));
+  }
+
   get connectionCount(): number {
     return this.router.connectionCount;
   }

@@ -37,6 +37,8 @@ export interface RealtimeEvent<Type extends string = string, Detail extends obje
   userId: string | null;
   detail: Detail;
   createdAt: Date;
+  /** Set only on an event sent by `realtime.replay()`: the id of the stored event it replays. */
+  replayOf?: string;
 }
 
 /** The events of an instance created without an {@link EventMap}: any type, any JSON object detail. */
@@ -167,9 +169,144 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
    * what is delivered is read from the table.
    */
   secret?: string;
+  /**
+   * The name of the events table in `schema`, default `"events"`: a letter or `_`, then up to 39
+   * letters, digits or `_`. With another name, the library's other tables in the schema are prefixed
+   * with it (`<table>_activity`, …) and the NOTIFY channel is `<schema>_<table>`, so several tables
+   * can share a schema.
+   */
+  table?: string;
+  /**
+   * Records delivery activity (who each event reached), written in batches off the delivery path:
+   * `realtime.events.activity(id)`, the admin page, the event's `status`. Default `true`.
+   */
+  activity?: boolean;
+  /**
+   * Deletes events (and their activity) older than this, in batches, from one process at a time:
+   * `"30d"`, `"12h"`, `"90m"`, or `false` to keep every event (the default).
+   */
+  retention?: string | false;
   /** Default: warnings and errors to the console, debug and info dropped. */
   logger?: Logger;
 }
 
 /** The state of the process's LISTEN connection. */
 export type ListenerState = "idle" | "connecting" | "listening" | "reconnecting" | "failed" | "closed";
+
+/** How far a stored event got: `new` (stored), `dispatched` (a process received it), `sent` (a browser got it). */
+export type EventStatus = "new" | "dispatched" | "sent";
+
+/** A stored event as `realtime.events` reads it back: the event, its private data and how far it got. */
+export interface StoredEvent extends Omit<RealtimeEvent, "replayOf"> {
+  /** The `privateData` it was published with, or `null`. */
+  privateData: JsonObject | null;
+  /** The id of the event it replays, or `null` for an original. */
+  replayOf: string | null;
+  status: EventStatus;
+}
+
+/**
+ * Filters of `realtime.events.list`, all optional and combined with AND. Newest first.
+ * `after` / `before` bound the id (exclusive; pass the previous page's `next` as `before`),
+ * `from` / `to` the creation time (`from` inclusive, `to` exclusive).
+ */
+export interface EventFilters {
+  type?: string;
+  scope?: Scope;
+  userId?: UserId;
+  status?: EventStatus;
+  after?: string;
+  before?: string;
+  from?: Date;
+  to?: Date;
+  /** Events per page, 1–1000, default 50. */
+  limit?: number;
+}
+
+/** One page of `realtime.events.list`: `next` goes into `before` for the next page, `null` at the end. */
+export interface EventPage {
+  events: StoredEvent[];
+  next: string | null;
+}
+
+/**
+ * One entry of an event's delivery log (`realtime.events.activity(id)`):
+ * - `dispatched`: a process received the event (`connections`: how many of its streams it was written to);
+ * - `sent`: it was written to `connections` streams of `userId` (`null`: anonymous streams) in
+ *   `process`, live or, with `resumed: true`, replayed to a resuming client;
+ * - `replayed`: `realtime.replay()` sent it again as event `replayId`.
+ */
+export interface ActivityEntry {
+  kind: "dispatched" | "sent" | "replayed";
+  at: Date;
+  /** The process that recorded it (`host:pid:tag`), `null` for `replayed`. */
+  process: string | null;
+  userId: string | null;
+  connections: number;
+  resumed: boolean;
+  replayId: string | null;
+}
+
+/** `realtime.stats()`: this process's counters since it started. */
+export interface RealtimeStats {
+  connections: { total: number; anonymous: number; users: number; topics: number };
+  events: { received: number; sent: number; dropped: number };
+  listener: { state: ListenerState; reconnects: number; lastReconnectAt: Date | null };
+  replays: { running: number; total: number; resets: number };
+  /** Activity entries written, dropped (buffer full) and batches that failed to write. */
+  activity: { written: number; dropped: number; failed: number };
+}
+
+/** A process listening on the channel, as it recorded itself on its last heartbeat. */
+export interface ProcessInfo {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: Date;
+  seenAt: Date;
+  connections: number;
+  anonymous: number;
+  users: number;
+  listener: ListenerState;
+}
+
+/** `realtime.status()`: the state of the whole installation, read from the database. */
+export interface RealtimeStatus {
+  schema: string;
+  table: string;
+  /** Applied migration, and the newest this version knows. */
+  migration: { applied: number; latest: number };
+  /** `estimatedCount` is the planner's estimate (never a `count(*)`); `bytes` the table with its indexes. */
+  events: {
+    estimatedCount: number;
+    bytes: number;
+    oldest: StoredEventSummary | null;
+    newest: StoredEventSummary | null;
+  };
+  /** The processes whose last heartbeat is less than two heartbeats old. */
+  processes: ProcessInfo[];
+  /** `pg_notification_queue_usage()`: the fraction (0–1) of the NOTIFY queue in use. */
+  notificationQueueUsage: number;
+}
+
+/** An event's id and creation time. */
+export interface StoredEventSummary {
+  id: string;
+  createdAt: Date;
+}
+
+/** Options of `realtime.prune`. */
+export interface PruneOptions {
+  /** Delete events created longer ago than this: `"30d"`, `"12h"`, `"90m"`. */
+  olderThan: string;
+  /** Only events of this type. */
+  type?: string;
+  /** Count what would be deleted, delete nothing. */
+  dryRun?: boolean;
+}
+
+/** What `realtime.prune` deleted (or, with `dryRun`, would delete). */
+export interface PruneResult {
+  events: number;
+  activity: number;
+}
