@@ -126,7 +126,7 @@ describe("pgrealtime CLI", () => {
       );
       expect(run.stdout).toBe("");
     }
-    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 1000]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 5, 1000]);
   });
 
   it("exits 2 with the usage for an unknown command", async () => {
