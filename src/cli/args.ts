@@ -64,9 +64,7 @@ export function parseCommand<const O extends Options>(
       strict: true,
     });
   } catch (error) {
-    if (!isParseArgsError(error)) throw error;
-    // Node's advice about "--" after the first sentence is beside the point for these commands.
-    throw new UsageError(error.message.replace(/\. To specify .*$/s, ""));
+    throw usageErrorOf(error);
   }
   if ((parsed.values as { help?: boolean }).help) throw new HelpRequested();
   const count = parsed.positionals.length;
@@ -78,19 +76,23 @@ export function parseCommand<const O extends Options>(
   return parsed;
 }
 
-function isParseArgsError(error: unknown): error is Error {
+/** A parseArgs error as a UsageError of one line (some of Node's messages span three); others as they are. */
+export function usageErrorOf(error: unknown): unknown {
   const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
-  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_");
+  if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) return error;
+  return new UsageError((error as Error).message.replace(/\s*\n\s*/g, " "));
 }
 
-/** Runs a check of the library on an argument, turning its TypeError / RangeError into a UsageError. */
-function checked<T>(option: string, check: () => T): T {
+/**
+ * Runs a check of the library on an argument, turning its TypeError / RangeError into a UsageError,
+ * its message after `prefix` when the check does not name the option itself.
+ */
+function checked<T>(prefix: string, check: () => T): T {
   try {
     return check();
   } catch (error) {
-    if (error instanceof TypeError || error instanceof RangeError) {
-      throw new UsageError(`${option}: ${error.message}`);
-    }
+    if (error instanceof TypeError || error instanceof RangeError)
+      throw new UsageError(prefix + error.message);
     throw error;
   }
 }
@@ -104,17 +106,17 @@ export function eventId(value: string, option: string): string {
 
 /** An event type as publish takes it, or a UsageError. */
 export function eventType(value: string, option = "--type"): string {
-  return checked(option, () => validateType(value));
+  return checked(`${option}: `, () => validateType(value));
 }
 
 /** A user id, or a UsageError. */
 export function userId(value: string, option = "--user"): string {
-  return checked(option, () => normalizeUserId(value, "the user id"));
+  return checked("", () => normalizeUserId(value, option));
 }
 
 /** A duration like `30d`, `12h`, `90m`, checked as the library checks it; the text is kept. */
 export function duration(value: string, option: string): string {
-  checked(option, () => parseDuration(value, "it"));
+  checked("", () => parseDuration(value, option));
   return value;
 }
 

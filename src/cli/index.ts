@@ -2,7 +2,7 @@
 // The bin entry, `npx pgrealtime <command>`: dispatches to one file per command.
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
-import { UsageError } from "./args.js";
+import { UsageError, usageErrorOf } from "./args.js";
 import { events } from "./events.js";
 import { listen } from "./listen.js";
 import { migrate } from "./migrate.js";
@@ -55,7 +55,7 @@ const topLevel: Command = {
           },
         });
       } catch (error) {
-        throw new UsageError((error as Error).message.replace(/\. To specify .*$/s, ""));
+        throw usageErrorOf(error);
       }
     })();
     if (values.version) {

@@ -23,7 +23,7 @@ export const replay: Command = {
       { json: { type: "boolean", default: false } },
       { name: "event id", min: 1, max: 1000 },
     );
-    const ids = positionals.map((id) => eventId(id, "each event id"));
+    const ids = positionals.map((id) => eventId(id, "<id>"));
     const replayed = await withRealtime(values, (realtime) => realtime.replay(ids));
     replayed.forEach((event, index) => {
       print(values.json ? jsonLine(event) : `replayed ${ids[index]} as ${event.id}`);

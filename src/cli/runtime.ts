@@ -2,7 +2,6 @@
 // its reader leaves (EPIPE), stop on Ctrl-C, and the exit codes: 0 done, 1 failed, 2 bad arguments.
 import type { Realtime } from "../api.js";
 import { RealtimeError } from "../errors.js";
-import { createRealtime } from "../realtime.js";
 import type { Logger } from "../types.js";
 import { HelpRequested, UsageError } from "./args.js";
 
@@ -82,6 +81,8 @@ export async function withRealtime<T>(
   body: (realtime: Realtime) => Promise<T>,
 ): Promise<T> {
   const connectionString = databaseUrl();
+  // Loaded here, not up front: --help and bad arguments are told without loading the library and pg.
+  const { createRealtime } = await import("../realtime.js");
   let realtime: Realtime;
   try {
     realtime = createRealtime({

@@ -62,7 +62,7 @@ export const show: Command = {
       { json: { type: "boolean", default: false } },
       { name: "event id", min: 1, max: 1 },
     );
-    const id = eventId(positionals[0] ?? "", "the event id");
+    const id = eventId(positionals[0] ?? "", "<id>");
     const [event, activity] = await withRealtime(values, async (realtime) => {
       const found = await realtime.events.get(id);
       if (found === null) throw new Failure(`no event ${id} in this table`);
