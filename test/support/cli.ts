@@ -82,7 +82,7 @@ export function startCli(
             waiters.delete(check);
             reject(
               new Error(
-                `the CLI ended before ${stream} matched ${pattern}:\n${output.stdout}\n${output.stderr}`,
+                `the CLI ended (${child.exitCode ?? child.signalCode}) before ${stream} matched ${pattern}:\n${output.stdout}\n${output.stderr}`,
               ),
             );
           }
