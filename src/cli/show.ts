@@ -14,7 +14,7 @@ ${COMMON_USAGE}`;
 
 /** What one activity entry says, after its time and kind. */
 function activityText(entry: ActivityEntry): string {
-  if (entry.kind === "replayed") return `replayed as ${orDash(entry.replayId)}`;
+  if (entry.kind === "replayed") return `as event ${orDash(entry.replayId)}`;
   const where = `process ${orDash(entry.process)}`;
   if (entry.kind === "dispatched") return `${where}, written to ${entry.connections} stream(s)`;
   const who = entry.userId === null ? "anonymous" : `user ${entry.userId}`;

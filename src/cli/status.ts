@@ -52,7 +52,7 @@ function describeStatus(listener: ListenerReport, status: RealtimeStatus): strin
       ["migration", migrated],
       [
         "table",
-        `${status.schema}.${status.table}: about ${events.estimatedCount} events, ${bytes(events.bytes)} with indexes`,
+        `${status.schema}.${status.table}: ~${events.estimatedCount} rows (estimate), ${bytes(events.bytes)} with indexes`,
       ],
       ["oldest", summary(events.oldest)],
       ["newest", summary(events.newest)],
