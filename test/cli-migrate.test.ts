@@ -18,7 +18,7 @@ const PACKAGE = JSON.parse(readFileSync(new URL("../package.json", import.meta.u
   scripts: Record<string, string>;
 };
 
-describe.concurrent("pgrealtime migrate", () => {
+describe.concurrent("pgrealtime migrate, and the command line around every command", () => {
   const db = new pg.Client({ connectionString: databaseUrl() });
   beforeAll(() => db.connect());
   afterAll(() => db.end());

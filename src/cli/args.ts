@@ -4,7 +4,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { parseDuration } from "../duration.js";
 import { isEventId, isPlainObject, normalizeUserId, validateType } from "../event.js";
-import type { JsonObject } from "../types.js";
+import type { EventStatus, JsonObject, Scope } from "../types.js";
 
 /** Bad arguments: the command prints `pgrealtime: <message>`, then its usage, and exits 2. */
 export class UsageError extends Error {
@@ -151,6 +151,12 @@ export function integer(value: string, option: string, min: number, max: number)
   }
   return number;
 }
+
+/** The scopes of an event, as `--scope` takes them. */
+export const SCOPES: readonly Scope[] = ["user", "global", "system"];
+
+/** How far a stored event got, as `--status` takes it. */
+export const STATUSES: readonly EventStatus[] = ["new", "dispatched", "sent"];
 
 /** One of `choices`, or a UsageError naming `option` and the choices. */
 export function oneOf<const T extends string>(value: string, option: string, choices: readonly T[]): T {

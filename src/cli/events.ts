@@ -1,4 +1,4 @@
-import type { EventFilters, EventStatus, StoredEvent } from "../types.js";
+import type { EventFilters, StoredEvent } from "../types.js";
 import {
   COMMON_USAGE,
   eventId,
@@ -8,14 +8,12 @@ import {
   oneOf,
   type Parsed,
   parseCommand,
+  SCOPES,
+  STATUSES,
   userId,
 } from "./args.js";
 import { jsonLine, orDash, shellWord, table, time } from "./format.js";
-import { SCOPES } from "./listen.js";
 import { type Command, note, print, withRealtime } from "./runtime.js";
-
-/** The statuses of a stored event, as `--status` takes them. */
-const STATUSES: readonly EventStatus[] = ["new", "dispatched", "sent"];
 
 const USAGE = `Usage: pgrealtime events [filters] [--limit N] [--json] [--schema NAME] [--table NAME]
 

@@ -1,10 +1,7 @@
-import type { RealtimeEvent, Scope } from "../types.js";
-import { COMMON_USAGE, eventType, oneOf, parseCommand } from "./args.js";
+import type { RealtimeEvent } from "../types.js";
+import { COMMON_USAGE, eventType, oneOf, parseCommand, SCOPES } from "./args.js";
 import { eventLine, jsonLine } from "./format.js";
 import { type Command, note, print, probeListener, stopped, withRealtime } from "./runtime.js";
-
-/** The scopes an event can have, as `--scope` takes them. */
-export const SCOPES: readonly Scope[] = ["user", "global", "system"];
 
 const USAGE = `Usage: pgrealtime listen [--type T] [--scope S] [--json] [--schema NAME] [--table NAME]
 
