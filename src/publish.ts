@@ -1,6 +1,6 @@
 // The whole publish path: validate, serialise once, check sizes, then store + notify (storage on) or
-// notify the signed event (storage off). Validation is pure and throws before anything is written, so a
-// batch of prepared events can be written in one transaction.
+// notify the signed event (storage off). Validation is pure and throws before anything is written, so
+// concurrent publishes are coalesced and written in one transaction.
 import { encodeEvent } from "./channel.js";
 import { RealtimeError } from "./errors.js";
 import { describe, normalizeUserId, refuseUnknownKeys, serializeObject, validateType } from "./event.js";
@@ -71,9 +71,104 @@ export interface PublisherOptions {
   assertOpen(): void;
 }
 
+/** Events one coalesced statement stores at most, and the bytes of JSON it carries at most. */
+const MAX_BATCH_EVENTS = 500;
+const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+/** SQLSTATE classes of an error one row can cause (data exception, constraint violation, row too large). */
+const ROW_ERROR_CLASSES = new Set(["22", "23", "54"]);
+
+interface Waiting {
+  event: PreparedEvent;
+  bytes: number;
+  resolve(stored: { id: string; createdAt: Date }): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Coalesces the concurrent publishes of a process into one statement, so they share one transaction
+ * and one commit. A publish with nothing in flight goes out at once, alone, as before; the ones that
+ * arrive while a statement is in flight wait for it and go out together as the next one. Ids follow
+ * call order, and each caller gets its own event or its own error: a batch that fails on a row is
+ * retried one event at a time, so a bad event fails alone.
+ */
+class Coalescer {
+  private readonly queue: Waiting[] = [];
+  private running = false;
+  private idle: Array<() => void> = [];
+
+  constructor(private readonly store: Store) {}
+
+  insert(event: PreparedEvent): Promise<{ id: string; createdAt: Date }> {
+    return new Promise((resolve, reject) => {
+      const bytes = event.detailJson.length + (event.privateDataJson?.length ?? 0);
+      this.queue.push({ event, bytes, resolve, reject });
+      if (!this.running) void this.loop();
+    });
+  }
+
+  /** Resolves once every queued event was written (or failed). */
+  drain(): Promise<void> {
+    return this.running ? new Promise((resolve) => this.idle.push(resolve)) : Promise.resolve();
+  }
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) await this.write(this.take());
+    } finally {
+      this.running = false;
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  /** The next batch: in call order, bounded by count and bytes, at least one event. */
+  private take(): Waiting[] {
+    let bytes = 0;
+    let count = 0;
+    while (count < this.queue.length && count < MAX_BATCH_EVENTS) {
+      bytes += (this.queue[count] as Waiting).bytes;
+      if (count > 0 && bytes > MAX_BATCH_BYTES) break;
+      count++;
+    }
+    return this.queue.splice(0, count);
+  }
+
+  private async write(batch: Waiting[]): Promise<void> {
+    if (batch.length > 1) {
+      try {
+        const stored = await this.store.insertMany(batch.map((waiting) => waiting.event));
+        batch.forEach((waiting, index) => waiting.resolve(stored[index] as { id: string; createdAt: Date }));
+        return;
+      } catch (error) {
+        if (!ROW_ERROR_CLASSES.has(String((error as { code?: unknown }).code).slice(0, 2))) {
+          for (const waiting of batch) waiting.reject(error);
+          return;
+        }
+        // Nothing of the batch was stored: find the bad event by storing each alone.
+      }
+    }
+    for (const waiting of batch) {
+      try {
+        waiting.resolve(await this.store.insert(waiting.event));
+      } catch (error) {
+        waiting.reject(error);
+      }
+    }
+  }
+}
+
 /** Publishes events of every scope; one instance per realtime instance. */
 export class Publisher {
-  constructor(private readonly options: PublisherOptions) {}
+  private readonly coalescer: Coalescer;
+
+  constructor(private readonly options: PublisherOptions) {
+    this.coalescer = new Coalescer(options.store);
+  }
+
+  /** Resolves once every publish already called was written (or failed): `close()` waits for it. */
+  drain(): Promise<void> {
+    return this.coalescer.drain();
+  }
 
   /**
    * Validates, then stores and notifies one event (or only notifies it, with storage off).
@@ -98,7 +193,8 @@ export class Publisher {
       await store.notify(payload, db);
       return { id, ...base, createdAt };
     }
-    const { id, createdAt } = await store.insert(event, db);
+    // In the caller's transaction the event is the caller's alone; otherwise it joins the next batch.
+    const { id, createdAt } = db ? await store.insert(event, db) : await this.coalescer.insert(event);
     return { id, ...base, createdAt };
   }
 

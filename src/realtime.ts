@@ -255,6 +255,8 @@ class Instance implements Realtime {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.streams.closeAll();
+      // Publishes called before close() still complete.
+      await this.publisher.drain();
       this.heartbeat.update(false);
       this.receiver.close();
       await this.ops.close();

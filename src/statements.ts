@@ -33,6 +33,17 @@ export function statements(names: Names) {
   VALUES ($1, $2, $3, $4::jsonb, $5::jsonb) RETURNING id, created_at
 )
 SELECT id::text AS id, created_at, pg_notify($6, ${HINT_SQL("id")}) FROM e`,
+    // Many events in one statement (one transaction, one commit): ids are handed out in the order of
+    // the arrays, and one notification wakes every process for the whole batch.
+    insertMany: `WITH e AS (
+  INSERT INTO ${t} (type, scope, user_id, detail, private_data)
+  SELECT type, scope, user_id, detail, private_data
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY
+    AS b(type, scope, user_id, detail, private_data, ord)
+  ORDER BY ord RETURNING id, created_at
+),
+notified AS (SELECT pg_notify($6, ${HINT_SQL("m.id")}) FROM (SELECT max(id) AS id FROM e) m)
+SELECT e.id::text AS id, e.created_at, (SELECT count(*) FROM notified) AS notified FROM e ORDER BY e.id`,
     notify: SESSION_SQL.notify,
     insertControl: `WITH c AS (INSERT INTO ${controls} (kind, user_id) VALUES ($1, $2) RETURNING id)
 SELECT pg_notify($3, json_build_object('k', 'hint', 'control', id::text)::text) FROM c`,

@@ -95,6 +95,24 @@ export class Store {
     return { id: row.id, createdAt: row.created_at };
   }
 
+  /**
+   * Stores events in one statement and queues one notification for them; resolves to their ids and
+   * creation times, in the order given.
+   */
+  async insertMany(events: readonly PreparedEvent[]): Promise<Array<{ id: string; createdAt: Date }>> {
+    const rows = await this.run<{ id: string; created_at: Date }>(this.sql.insertMany, [
+      events.map((event) => event.type),
+      events.map((event) => event.scope),
+      events.map((event) => event.userId),
+      events.map((event) => event.detailJson),
+      events.map((event) => event.privateDataJson),
+      this.channel,
+    ]);
+    if (rows.length !== events.length)
+      throw new Error(`INSERT … RETURNING returned ${rows.length} rows for ${events.length}`);
+    return rows.map((row) => ({ id: row.id, createdAt: row.created_at }));
+  }
+
   /** Sends a NOTIFY on the channel (storage off). */
   async notify(payload: string, db: Queryable = this.pool): Promise<void> {
     if (Buffer.byteLength(payload) >= NOTIFY_LIMIT_BYTES) throw new RangeError("NOTIFY payload too large");
