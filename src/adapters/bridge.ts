@@ -1,0 +1,97 @@
+// Node request ⇄ Fetch conversions, in one place: a Fetch `Request` for `authenticate(request)` and for
+// the admin page, and the admin's Fetch `Response` written to a `ServerResponse`. The event stream
+// never goes through here: it has its own Node writer (sinks/node.ts).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import type { Logger } from "../types.js";
+
+/**
+ * A Fetch `Request` with the Node request's method, URL (as the client asked for it, before a mount
+ * path was stripped) and headers. With `body`, it also streams the request's body, or re-encodes the
+ * form a body parser already consumed (Express's `urlencoded()`), and is aborted when the client goes.
+ */
+export function toRequest(req: IncomingMessage, body?: { res: ServerResponse }): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    // HTTP/2 pseudo-headers (":path") are not valid Fetch header names.
+    if (value === undefined || name.startsWith(":")) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+  const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http";
+  let url: URL;
+  try {
+    url = new URL(path, `${scheme}://${req.headers.host ?? "localhost"}`);
+  } catch {
+    url = new URL(path, `${scheme}://localhost`);
+  }
+  const method = req.method ?? "GET";
+  if (!body || method === "GET" || method === "HEAD") return new Request(url, { method, headers });
+  const gone = new AbortController();
+  body.res.once("close", () => gone.abort());
+  return new Request(url, {
+    method,
+    headers,
+    body: consumedForm(req) ?? (Readable.toWeb(req) as ReadableStream<Uint8Array>),
+    signal: gone.signal,
+    duplex: "half",
+  } as RequestInit);
+}
+
+/** The form a body parser already read into `req.body`, encoded again; `undefined` if none did. */
+function consumedForm(req: IncomingMessage): string | undefined {
+  const parsed = (req as { body?: unknown }).body;
+  if (!req.readableEnded || typeof parsed !== "object" || parsed === null) return undefined;
+  const form = new URLSearchParams();
+  for (const [name, value] of Object.entries(parsed)) {
+    for (const item of Array.isArray(value) ? value : [value]) form.append(name, String(item));
+  }
+  return form.toString();
+}
+
+/**
+ * Writes a Fetch `Response` to `res`: status and headers, then the body chunk by chunk as the handler
+ * produces it (a live stream is never buffered), waiting for `drain` when the socket is full. The
+ * client going away cancels the body, which ends whatever produces it.
+ */
+export async function writeResponse(response: Response, res: ServerResponse, logger: Logger): Promise<void> {
+  if (res.headersSent) return;
+  const headers: Record<string, string | string[]> = {};
+  for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  res.writeHead(response.status, headers);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  res.once("close", cancel);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || res.destroyed) break;
+      if (!res.write(value)) await drained(res);
+    }
+    res.end();
+  } catch (error) {
+    logger.error({ err: error }, "pgrealtime: an admin response failed while it was written");
+    res.destroy();
+  } finally {
+    res.off("close", cancel);
+  }
+}
+
+/** Resolves when `res` takes more writes, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
