@@ -33,7 +33,7 @@ export class LiveFeed {
   private closed = false;
 
   constructor(
-    private readonly realtime: Realtime,
+    private readonly realtime: Pick<Realtime, "subscribe">,
     private readonly options: { heartbeatMs: number; retryMs: number; logger: Logger },
   ) {
     this.heartbeat = new HeartbeatSweep(options.heartbeatMs, () => this.open.keys());
