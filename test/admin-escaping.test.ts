@@ -10,8 +10,8 @@ const ESCAPED = "&lt;img src=x onerror=alert(1)&gt;";
 const QUOTED = `"><img src=x onerror=alert(2)>`;
 
 function expectEscaped(body: string): void {
+  // The text " onerror=" remains, as text: only a raw "<" could make it an attribute of an element.
   expect(body).not.toContain("<img");
-  expect(body).not.toMatch(/\sonerror=/);
   expect(body).toContain(ESCAPED);
 }
 
