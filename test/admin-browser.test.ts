@@ -196,7 +196,7 @@ describe.skipIf(!HAS_CHROMIUM)(
         detail: {
           html: `<img src=x onerror="window.__pwned=1">`,
           script: "<script>window.__pwned=2</script>",
-          [`<b onmouseover="window.__pwned=3">key</b>`]: true,
+          '<b onmouseover="window.__pwned=3">key</b>': true,
         },
       });
       for (const path of [`/events/${event.id}`, `?user=${encodeURIComponent(XSS_USER)}`]) {

@@ -57,7 +57,7 @@ function activityTable(context: AdminContext, activity: ActivityEntry[]): SafeHt
 </tr>`,
   );
   return html`<table class="activity">
-<thead><tr><th>at (UTC)</th><th>kind</th><th>process</th><th>user</th><th>connections</th><th>resumed</th><th>replay</th></tr></thead>
+<thead><tr><th>at (UTC)</th><th>kind</th><th>process</th><th>user</th><th class="number">connections</th><th>resumed</th><th>replay</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>

@@ -28,7 +28,7 @@ function processTable(processes: ProcessInfo[]): SafeHtml {
 </tr>`,
   );
   return html`<table class="processes">
-<thead><tr><th>process</th><th>host</th><th>pid</th><th>listener</th><th>connections</th><th>users</th><th>anonymous</th><th>started (UTC)</th><th>seen (UTC)</th></tr></thead>
+<thead><tr><th>process</th><th>host</th><th class="number">pid</th><th>listener</th><th class="number">connections</th><th class="number">users</th><th class="number">anonymous</th><th>started (UTC)</th><th>seen (UTC)</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
