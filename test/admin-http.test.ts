@@ -170,7 +170,7 @@ describe("mounting", () => {
   function fetchServer(realtime: Realtime) {
     const logger = recordingLogger();
     return listen((req: IncomingMessage, res: ServerResponse) => {
-      void realtime.handler(toRequest(req, { res })).then((response) => writeResponse(response, res, logger));
+      void realtime.handler(toRequest(req, res)).then((response) => writeResponse(response, res, logger));
     });
   }
 

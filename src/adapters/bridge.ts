@@ -7,10 +7,11 @@ import type { Logger } from "../types.js";
 
 /**
  * A Fetch `Request` with the Node request's method, URL (as the client asked for it, before a mount
- * path was stripped) and headers. With `body`, it also streams the request's body, or re-encodes the
- * form a body parser already consumed (Express's `urlencoded()`), and is aborted when the client goes.
+ * path was stripped) and headers. Given the `res` it is answered on, the request also carries its body
+ * (or the form a body parser already consumed, such as Express's `urlencoded()`) and an abort signal
+ * that fires when the client goes away.
  */
-export function toRequest(req: IncomingMessage, body?: { res: ServerResponse }): Request {
+export function toRequest(req: IncomingMessage, res?: ServerResponse): Request {
   const headers = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     // HTTP/2 pseudo-headers (":path") are not valid Fetch header names.
@@ -26,16 +27,16 @@ export function toRequest(req: IncomingMessage, body?: { res: ServerResponse }):
     url = new URL(path, `${scheme}://localhost`);
   }
   const method = req.method ?? "GET";
-  if (!body || method === "GET" || method === "HEAD") return new Request(url, { method, headers });
+  if (!res) return new Request(url, { method, headers });
   const gone = new AbortController();
-  body.res.once("close", () => gone.abort());
-  return new Request(url, {
-    method,
-    headers,
-    body: consumedForm(req) ?? (Readable.toWeb(req) as ReadableStream<Uint8Array>),
-    signal: gone.signal,
-    duplex: "half",
-  } as RequestInit);
+  res.once("close", () => gone.abort());
+  const init: RequestInit & { duplex?: "half" } = { method, headers, signal: gone.signal };
+  if (method !== "GET" && method !== "HEAD") {
+    init.body = consumedForm(req) ?? (Readable.toWeb(req) as ReadableStream<Uint8Array>);
+    // Required by Node's fetch for a streamed body.
+    init.duplex = "half";
+  }
+  return new Request(url, init);
 }
 
 /** The form a body parser already read into `req.body`, encoded again; `undefined` if none did. */
@@ -56,23 +57,19 @@ function consumedForm(req: IncomingMessage): string | undefined {
  */
 export async function writeResponse(response: Response, res: ServerResponse, logger: Logger): Promise<void> {
   if (res.headersSent) return;
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) headers["set-cookie"] = cookies;
-  res.writeHead(response.status, headers);
-  if (!response.body) {
-    res.end();
-    return;
-  }
-  const reader = response.body.getReader();
-  const cancel = () => void reader.cancel().catch(() => {});
+  const reader = response.body?.getReader();
+  const cancel = () => void reader?.cancel().catch(() => {});
   res.once("close", cancel);
   try {
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 0) headers["set-cookie"] = cookies;
+    res.writeHead(response.status, headers);
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done || res.destroyed) break;
-      if (!res.write(value)) await drained(res);
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done || res.destroyed) break;
+      if (!res.write(chunk.value)) await drained(res);
     }
     res.end();
   } catch (error) {

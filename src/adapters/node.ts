@@ -45,9 +45,7 @@ export function toNodeHandler<Events extends EventMap>(
     const url = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
     const admin = adminFor(host, url.pathname);
     if (admin) {
-      void admin
-        .handle(toRequest(req, { res }))
-        .then((response) => writeResponse(response, res, host.logger));
+      void admin.handle(toRequest(req, res)).then((response) => writeResponse(response, res, host.logger));
       return;
     }
     const request = {

@@ -8,7 +8,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { parse, serialize } from "cookie";
 
 /** The cookie and the form field that carry the token. */
-export const CSRF_COOKIE = "pgrealtime-admin-csrf";
+const CSRF_COOKIE = "pgrealtime-admin-csrf";
 export const CSRF_FIELD = "csrf";
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;

@@ -23,7 +23,7 @@ interface Route {
 }
 
 /** Sent with every admin answer, refusals included. No inline script or style exists to allow. */
-export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "Content-Security-Policy":
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -49,6 +49,7 @@ export function createAdminHandler(
     [/^\/replay$/, { method: "POST", handle: replayAction }],
     [/^\/live$/, get((context) => feed.serve(context.request))],
     [/^\/(admin\.css|admin\.js)$/, get((_, name) => assetResponse(name))],
+    // "/metrics" (Prometheus text) goes here.
   ];
 
   async function handle(request: Request): Promise<Response> {

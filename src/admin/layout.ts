@@ -27,7 +27,7 @@ export function page(
 ): Response {
   const { prefix } = context;
   const client = options.live ? raw(context.realtime.scriptTag({ autoConnect: false })) : null;
-  const document = html`<!doctype html>
+  const markup = html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -48,7 +48,7 @@ ${body}
 </body>
 </html>
 `;
-  return new Response(document.value, {
+  return new Response(markup.value, {
     status: options.status ?? 200,
     headers: { "Content-Type": "text/html; charset=utf-8" },
   });

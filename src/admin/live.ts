@@ -9,13 +9,13 @@ import { eventFrame, namedFrame, retryFrame } from "../sse.js";
 import type { Logger, RealtimeEvent } from "../types.js";
 
 /** The type of the live frames: the page listens for `rt:admin.event`. */
-export const LIVE_EVENT_TYPE = "admin.event";
+const LIVE_EVENT_TYPE = "admin.event";
 
 /** Summaries are small: a page this far behind is dropped, and its client reconnects. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
 /** The summary of one event on the live stream (the `detail` of an `admin.event`). */
-export interface LiveSummary {
+interface LiveSummary {
   id: string;
   type: string;
   scope: string;

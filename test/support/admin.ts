@@ -34,8 +34,8 @@ export async function servedAdmin(options: Partial<RealtimeOptions> = {}, author
 }
 
 /**
- * A staff member's session: GETs `page` once to receive the token cookie, then sends the cookies
- * (staff and token) with every request; `token` is the form field's value.
+ * A staff member's session: one GET (of admin.css) receives the token cookie; then every request
+ * sends both cookies (staff and token). `token` is what the page's hidden form field holds.
  */
 export async function staffSession(admin: string) {
   const first = await fetch(`${admin}/admin.css`, { headers: { cookie: STAFF_COOKIE } });
