@@ -150,6 +150,8 @@ class Instance implements Realtime {
       logger,
       streams: this.streams,
       authenticate: options.authenticate,
+      heartbeatMs: options.heartbeatMs,
+      retryMs: options.retryMs,
     };
     this.handler = createFetchHandler(this.host);
     // Methods work detached too (`const { publish } = realtime`), as on a plain object.
@@ -255,6 +257,7 @@ class Instance implements Realtime {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.streams.closeAll();
+      this.host.admin?.close();
       this.heartbeat.update(false);
       this.receiver.close();
       await this.ops.close();
