@@ -66,21 +66,24 @@ export class Connection {
   /**
    * Sends a live event now, or holds it while a replay runs; drops one whose transaction (`txid`,
    * `null` without storage) committed before the replay's snapshot.
+   *
+   * @returns whether the frame was sent or held (false: covered by the replay, or the stream is gone).
    */
-  deliver(frame: Uint8Array, txid: string | null): void {
-    if (this.covered(txid)) return;
+  deliver(frame: Uint8Array, txid: string | null): boolean {
+    if (this.covered(txid) || this.closed) return false;
     if (!this.held) {
       this.send(frame);
-      return;
+      return true;
     }
     // Live events pile up behind a replay only as far as the write buffer may; past that the client
     // is dropped and resumes from its last id, like any slow reader.
     if (this.heldBytes > this.maxBufferedBytes) {
       this.onOverflow(this);
-      return;
+      return false;
     }
     this.held.push({ frame, txid });
     this.heldBytes += frame.byteLength;
+    return true;
   }
 
   /** Starts holding live events back for a replay. */

@@ -8,13 +8,17 @@
  *   schema).
  * - `LISTEN_UNAVAILABLE`: the LISTEN connection cannot receive notifications (hot standby, transaction pooler).
  * - `CLIENT_SCRIPT_MISSING`: the browser client bundle is missing from `dist/` (the package was not built).
+ * - `NOT_FOUND`: `replay` was given an id that is not stored (nothing was replayed).
+ * - `STORAGE_OFF`: a stored-event method (`events.*`, `replay`, `prune`, `status`) with `storage: false`.
  */
 export type RealtimeErrorCode =
   | "CLOSED"
   | "MIGRATION_REQUIRED"
   | "SCHEMA_TOO_NEW"
   | "LISTEN_UNAVAILABLE"
-  | "CLIENT_SCRIPT_MISSING";
+  | "CLIENT_SCRIPT_MISSING"
+  | "NOT_FOUND"
+  | "STORAGE_OFF";
 
 /**
  * The library's own errors. Bad arguments are plain `TypeError` / `RangeError` instead.

@@ -4,6 +4,7 @@
 // drops that one event, never the events after it.
 import { isPlainObject, normalizeUserId, RESERVED_TYPES, serializeObject, validateType } from "./event.js";
 import { isThenable } from "./router.js";
+import type { Counters } from "./stats.js";
 import type { Logger, RealtimeEvent, SendContext } from "./types.js";
 
 /** `onReceive` as the receiver calls it. */
@@ -17,6 +18,7 @@ export class Hooks {
     private readonly beforeSendHook: BeforeSend | undefined,
     private readonly timeoutMs: number,
     private readonly logger: Logger,
+    private readonly counters: Counters,
   ) {}
 
   /** Whether events are framed per connection (`beforeSend` set) rather than once for all. */
@@ -49,7 +51,8 @@ export class Hooks {
           `onReceive did not settle within hookTimeoutMs (${this.timeoutMs} ms); event dropped in this process`,
         );
       }
-      return result === null || result === undefined ? null : this.check(event, result, "onReceive");
+      if (result === null || result === undefined) return this.skipped();
+      return this.check(event, result, "onReceive");
     } catch (error) {
       return this.dropped(event, "onReceive threw; event dropped in this process", error);
     } finally {
@@ -69,14 +72,22 @@ export class Hooks {
       if (isThenable(result)) {
         throw new TypeError("beforeSend must return the event or null synchronously, not a Promise");
       }
-      return result === null || result === undefined ? null : this.check(event, result, "beforeSend");
+      if (result === null || result === undefined) return this.skipped();
+      return this.check(event, result, "beforeSend");
     } catch (error) {
       return this.dropped(event, "beforeSend threw; event skipped for one connection", error);
     }
   }
 
+  /** Counts an event a hook chose to drop; gives `null`. */
+  private skipped(): null {
+    this.counters.dropped++;
+    return null;
+  }
+
   /** Logs why `event` goes no further, with its id (and the error, if any); gives `null`. */
   private dropped(event: RealtimeEvent, why: string, error?: unknown): null {
+    this.counters.dropped++;
     this.logger.error(
       error === undefined ? { eventId: event.id } : { err: error, eventId: event.id },
       `pgrealtime: ${why}`,
@@ -108,6 +119,7 @@ export class Hooks {
         userId: original.userId,
         detail: copy.detail as RealtimeEvent["detail"],
         createdAt: original.createdAt,
+        ...(original.replayOf === undefined ? {} : { replayOf: original.replayOf }),
       };
     } catch (error) {
       return this.dropped(original, `${hook} returned ${(error as Error).message}; event dropped`, error);

@@ -2,7 +2,7 @@ import { parseDuration } from "./duration.js";
 import type { Logger, RealtimeOptions } from "./types.js";
 
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
-const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,29}$/;
 const BASE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)*$/;
 const MIN_SECRET_BYTES = 32;
 
@@ -111,7 +111,7 @@ const OPTIONS = {
   onReceive: { check: fn, default: undefined },
   beforeSend: { check: syncFn, default: undefined },
   table: {
-    check: matching(TABLE_PATTERN, 'a letter or "_" followed by up to 39 letters, digits or "_"'),
+    check: matching(TABLE_PATTERN, 'a letter or "_" followed by up to 29 letters, digits or "_"'),
     default: "events",
   },
   activity: { check: bool, default: true },

@@ -10,7 +10,9 @@ import { normalizeUserId, refuseUnknownKeys } from "./event.js";
 import { type BeforeSend, Hooks, type OnReceive } from "./hooks.js";
 import { Listener } from "./listener.js";
 import { checkSchemaVersion, type MigrateResult, migrate } from "./migrate.js";
+import { type Names, namesFor } from "./names.js";
 import { Observers } from "./observers.js";
+import { Operations } from "./operations.js";
 import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { closedError, Publisher } from "./publish.js";
 import { Receiver } from "./receiver.js";
@@ -21,6 +23,7 @@ import type {
   DefaultEvents,
   EventMap,
   ListenerState,
+  PruneOptions,
   PublishOptions,
   RealtimeEvent,
   RealtimeOptions,
@@ -58,6 +61,10 @@ const PUBLIC_METHODS = [
   "on",
   "currentEventId",
   "disconnectUser",
+  "replay",
+  "prune",
+  "stats",
+  "status",
   "scriptTag",
   "migrate",
   "close",
@@ -76,6 +83,9 @@ class Instance implements Realtime {
   private readonly streams: Streams;
   private readonly publisher: Publisher;
   private readonly observers: Observers;
+  private readonly names: Names;
+  private readonly ops: Operations;
+  readonly events: Realtime["events"];
   private closed: Promise<void> | undefined;
 
   constructor(private readonly options: ResolvedOptions) {
@@ -91,15 +101,29 @@ class Instance implements Realtime {
         logger[expected ? "debug" : "warn"]({ err: error }, "pgrealtime: idle pool connection failed");
       });
     }
-    this.store = new Store(this.pool, options.schema);
-    const onReceive = options.onReceive as OnReceive | undefined;
+    this.names = namesFor(options.schema, options.table);
+    this.store = new Store(this.pool, this.names);
+    this.ops = new Operations({
+      pool: this.pool,
+      store: this.store,
+      names: this.names,
+      storage: options.storage,
+      activity: options.activity,
+      heartbeatMs: options.heartbeatMs,
+      logger,
+      assertOpen: () => this.assertOpen(),
+      connections: () => this.router.connectionSummary(),
+      listenerState: () => this.listener.state,
+    });
+    this.events = this.ops.events;
     const hooks = new Hooks(
-      onReceive,
+      options.onReceive as OnReceive | undefined,
       options.beforeSend as BeforeSend | undefined,
       options.hookTimeoutMs,
       logger,
+      this.ops.counters,
     );
-    this.router = new Router(logger, hooks);
+    this.router = new Router(logger, hooks, this.ops.counters, this.ops.activity);
     this.heartbeat = new HeartbeatSweep(options.heartbeatMs, () => this.router.connections());
     this.receiver = new Receiver({
       store: this.store,
@@ -166,7 +190,7 @@ class Instance implements Realtime {
     this.assertOpen();
     await this.listener.start();
     // A schema that is not migrated (or migrated by a newer version) is told here, not retried in silence.
-    if (this.options.storage) await checkSchemaVersion(this.pool, this.options.schema);
+    if (this.options.storage) await checkSchemaVersion(this.pool, this.names);
     await this.receiver.ready();
     this.assertOpen();
   }
@@ -197,23 +221,20 @@ class Instance implements Realtime {
     else await this.store.notify(encodeDisconnect(id, this.options.secret ?? null));
   }
 
-  // WIP (foundation of issue 7, replaced before landing): the interface is fixed, the bodies are not written yet.
-  readonly events = {
-    get: (): Promise<never> => Promise.reject(new Error("WIP")),
-    list: (): Promise<never> => Promise.reject(new Error("WIP")),
-    activity: (): Promise<never> => Promise.reject(new Error("WIP")),
-  };
-  replay(): Promise<never> {
-    return Promise.reject(new Error("WIP"));
+  replay(ids: string | readonly string[]) {
+    return this.ops.replay(ids) as never;
   }
-  prune(): Promise<never> {
-    return Promise.reject(new Error("WIP"));
+
+  prune(pruneOptions: PruneOptions) {
+    return this.ops.prune(pruneOptions);
   }
-  stats(): never {
-    throw new Error("WIP");
+
+  stats() {
+    return this.ops.stats();
   }
-  status(): Promise<never> {
-    return Promise.reject(new Error("WIP"));
+
+  status() {
+    return this.ops.status();
   }
 
   get connectionCount(): number {
@@ -228,7 +249,7 @@ class Instance implements Realtime {
     this.assertOpen();
     // A misspelt dryRun must never run the DDL.
     refuseUnknownKeys(migrateOptions ?? {}, ["dryRun"], "migrate", "option");
-    return migrate(this.pool, this.options.schema, migrateOptions);
+    return migrate(this.pool, this.names, migrateOptions);
   }
 
   close(): Promise<void> {
@@ -236,6 +257,7 @@ class Instance implements Realtime {
       this.streams.closeAll();
       this.heartbeat.update(false);
       this.receiver.close();
+      await this.ops.close();
       await this.listener.close();
       if (this.ownsPool) await this.pool.end();
     })();
@@ -274,7 +296,10 @@ class Instance implements Realtime {
         if ((state === "reconnecting" || state === "failed") && error !== undefined) {
           this.observers.notify("error", error);
         }
+        if (state === "listening") this.ops.processes?.start();
         if (state === "listening" && previous === "reconnecting") {
+          this.ops.counters.reconnects++;
+          this.ops.counters.lastReconnectAt = new Date();
           this.observers.notify("reconnect", undefined);
         }
       },
@@ -302,6 +327,8 @@ class Instance implements Realtime {
         hooks,
         frameFor: (event, tag, connection) => this.router.frameFor(event, tag, connection),
         sync: () => this.receiver.sync(),
+        counters: this.ops.counters,
+        activity: this.ops.activity,
       },
     });
   }

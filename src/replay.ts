@@ -1,8 +1,10 @@
+import type { ActivityLog } from "./activity.js";
 import type { Connection } from "./connection.js";
 import { newestCursor, parseCursor, rowTag } from "./cursor.js";
 import type { Hooks } from "./hooks.js";
 import { mayReceive } from "./router.js";
 import { namedFrame } from "./sse.js";
+import type { Counters } from "./stats.js";
 import { type Cursor, newestOf, type ResumePoint, type Store } from "./store.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
@@ -64,6 +66,9 @@ export interface ReplayOptions {
   frameFor(event: RealtimeEvent, rowTag: string, connection: Connection): Uint8Array | null;
   /** Resolves once this process has routed every event committed before the call. */
   sync(): Promise<void>;
+  counters: Counters;
+  /** Where replayed deliveries are recorded; `null` without storage or with `activity: false`. */
+  activity: ActivityLog | null;
 }
 
 /**
@@ -77,15 +82,23 @@ export interface ReplayOptions {
  * The connection must be holding live events ({@link Connection.hold}) and registered for them.
  */
 export async function replay(connection: Connection, token: string, options: ReplayOptions): Promise<void> {
+  const { counters } = options;
+  counters.replaysTotal++;
+  counters.replaysRunning++;
   try {
     const reset = await replayBacklog(connection, token, options);
-    if (reset) connection.send(namedFrame("reset", { reason: reset.reason }, reset.cursor));
+    if (reset) {
+      counters.resets++;
+      connection.send(namedFrame("reset", { reason: reset.reason }, reset.cursor));
+    }
   } catch (error) {
     // The client is told, rather than left believing it caught up; it keeps its cursor (sent back as
     // the id) so a later reconnect can try again, and reloads its state meanwhile.
     options.logger.error({ err: error, lastEventId: token }, "pgrealtime: replay failed; sent reset");
+    counters.resets++;
     connection.send(namedFrame("reset", { reason: "replay-failed" }, parseCursor(token) ? token : undefined));
   } finally {
+    counters.replaysRunning--;
     connection.resume();
   }
   if (connection.closed) return;
@@ -140,7 +153,11 @@ async function replayBacklog(
     if (prunedThrough > last && prunedThrough > BigInt(after)) return reset("pruned");
     for (const row of next.value) {
       const frame = await frameOf(row.event, rowTag(row.createdMicros), connection, options);
-      if (frame && !(await connection.replay(frame, options.stallMs))) return null;
+      if (frame) {
+        if (!(await connection.replay(frame, options.stallMs))) return null;
+        options.counters.sent++;
+        options.activity?.sent(row.event.id, connection.userId, 1, true);
+      }
       after = row.event.id;
     }
   }

@@ -1,7 +1,9 @@
+import type { ActivityLog } from "./activity.js";
 import type { Connection } from "./connection.js";
 import { cursorToken, identityTag } from "./cursor.js";
 import type { Hooks } from "./hooks.js";
 import { eventFrame } from "./sse.js";
+import type { Counters } from "./stats.js";
 import type { Logger, RealtimeEvent } from "./types.js";
 
 /** What routing needs of an event's row: its tag (for cursors) and the transaction that wrote it. */
@@ -28,10 +30,19 @@ export class Router {
   constructor(
     private readonly logger: Logger,
     private readonly hooks: Hooks,
+    private readonly counters: Counters,
+    /** Where deliveries of stored events are recorded; `null` without storage or with `activity: false`. */
+    private readonly activity: ActivityLog | null,
   ) {}
 
   get connectionCount(): number {
     return this.count;
+  }
+
+  /** Open streams by kind, for `stats()`: anonymous ones and distinct signed-in users. */
+  connectionSummary(): { total: number; anonymous: number; users: number } {
+    const anonymous = this.byUser.get(null)?.size ?? 0;
+    return { total: this.count, anonymous, users: this.byUser.size - (anonymous > 0 ? 1 : 0) };
   }
 
   /** How many streams one user has open. */
@@ -81,6 +92,7 @@ export class Router {
    */
   route(event: RealtimeEvent, row: RowMeta | null): void {
     deepFreeze(event);
+    this.counters.received++;
     for (const subscriber of this.subscribers) {
       try {
         const result: unknown = subscriber(event);
@@ -90,32 +102,39 @@ export class Router {
         this.handlerFailed(error, event);
       }
     }
+    let sent = 0;
     if (event.scope === "user") {
       const set = event.userId === null ? undefined : this.byUser.get(event.userId);
-      if (set) this.send(event, row, event.userId, set);
+      if (set) sent = this.send(event, row, event.userId, set);
     } else if (event.scope === "global") {
-      for (const [userId, set] of this.byUser) this.send(event, row, userId, set);
+      for (const [userId, set] of this.byUser) sent += this.send(event, row, userId, set);
     }
+    if (row) this.activity?.dispatched(event.id, sent);
   }
 
+  /** Writes the event to one identity's connections; returns to how many. */
   private send(
     event: RealtimeEvent,
     row: RowMeta | null,
     userId: string | null,
     recipients: Set<Connection>,
-  ): void {
+  ): number {
     const txid = row?.txid ?? null;
+    let sent = 0;
     if (!this.hooks.perConnection) {
       // Every connection of the group shares its identity, so the first one's tag serves all.
       const tag = recipients.values().next().value?.identityTag ?? identityTag(userId);
       const frame = eventFrame(event, cursorOf(event.id, row?.tag ?? null, tag));
-      for (const connection of recipients) connection.deliver(frame, txid);
-      return;
+      for (const connection of recipients) if (connection.deliver(frame, txid)) sent++;
+    } else {
+      for (const connection of recipients) {
+        const frame = this.frameFor(event, row?.tag ?? null, connection);
+        if (frame && connection.deliver(frame, txid)) sent++;
+      }
     }
-    for (const connection of recipients) {
-      const frame = this.frameFor(event, row?.tag ?? null, connection);
-      if (frame) connection.deliver(frame, txid);
-    }
+    this.counters.sent += sent;
+    if (row && sent > 0) this.activity?.sent(event.id, userId, sent, false);
+    return sent;
   }
 
   private handlerFailed(error: unknown, event: RealtimeEvent): void {

@@ -30,9 +30,12 @@ export function namedFrame(name: string, data: object, id?: string): Uint8Array 
  * data the event as the browser sees it.
  */
 export function eventFrame(
-  event: { id: string; type: string; scope: string; detail: object },
+  event: { id: string; type: string; scope: string; detail: object; replayOf?: string },
   cursor: string,
 ): Uint8Array {
-  const data = JSON.stringify({ id: event.id, type: event.type, scope: event.scope, detail: event.detail });
+  const { id, type, scope, detail, replayOf } = event;
+  const data = JSON.stringify(
+    replayOf === undefined ? { id, type, scope, detail } : { id, type, scope, detail, replayOf },
+  );
   return encoder.encode(`id: ${cursor}\ndata: ${data}\n\n`);
 }

@@ -1,6 +1,7 @@
 import type { Pool } from "pg";
 import { NOTIFY_LIMIT_BYTES } from "./channel.js";
 import { RealtimeError } from "./errors.js";
+import type { Names } from "./names.js";
 import type { PreparedEvent } from "./publish.js";
 import { parseSnapshot, type Snapshot } from "./snapshot.js";
 import { backlogFilter, statements } from "./statements.js";
@@ -13,8 +14,6 @@ export interface Queryable {
     values?: unknown[],
   ): Promise<{ rows: R[] }>;
 }
-
-export { quoteIdent } from "./statements.js";
 
 /** A stored event as read back, with what cursors need: the row's creation time in microseconds. */
 export interface StoredRow {
@@ -33,6 +32,7 @@ interface EventRow extends Record<string, unknown> {
   created_at: Date;
   created_us: string;
   txid: string;
+  replay_of: string | null;
 }
 
 /**
@@ -67,7 +67,8 @@ export interface ReadResult {
   serverStartedAt: Date;
 }
 
-const MISSING_TABLE = new Set(["42P01", "3F000"]);
+// A missing table, schema or column: the schema is not migrated (far enough).
+const MISSING_TABLE = new Set(["42P01", "3F000", "42703"]);
 
 /** Runs every statement against one schema's tables, on the instance's pool unless told otherwise. */
 export class Store {
@@ -76,10 +77,10 @@ export class Store {
 
   constructor(
     private readonly pool: Pool,
-    readonly schema: string,
+    readonly names: Names,
   ) {
-    this.channel = `${schema}_events`;
-    this.sql = statements(schema);
+    this.channel = names.channel;
+    this.sql = statements(names);
   }
 
   /** Stores an event and queues its notification; resolves to its id and creation time. */
@@ -213,7 +214,7 @@ export class Store {
   }
 
   /** Runs one statement; a missing table or schema becomes `MIGRATION_REQUIRED`. */
-  private async run<R extends Record<string, unknown>>(
+  async run<R extends Record<string, unknown>>(
     text: string,
     values: unknown[],
     db: Queryable = this.pool,
@@ -225,7 +226,7 @@ export class Store {
       if (code !== undefined && MISSING_TABLE.has(code)) {
         throw new RealtimeError(
           "MIGRATION_REQUIRED",
-          `pgrealtime: the tables in schema "${this.schema}" are missing or out of date (${(error as Error).message}); run \`npx pgrealtime migrate\` (or await realtime.migrate())`,
+          `pgrealtime: the tables of "${this.names.schema}"."${this.names.table}" are missing or out of date (${(error as Error).message}); run \`npx pgrealtime migrate\` (or await realtime.migrate())`,
           { cause: error },
         );
       }
@@ -275,6 +276,7 @@ function toStored(row: EventRow): StoredRow {
       userId: row.user_id,
       detail: row.detail,
       createdAt: row.created_at,
+      ...(row.replay_of === null ? {} : { replayOf: row.replay_of }),
     },
     createdMicros: row.created_us,
     txid: row.txid,

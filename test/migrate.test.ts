@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { OUTPUT, readMigrations, renderMigrations, SQL_DIR } from "../scripts/generate-migrations.mjs";
 import { RealtimeError } from "../src/errors.js";
 import { checkSchemaVersion, LATEST_MIGRATION, migrate } from "../src/migrate.js";
+import { namesFor } from "../src/names.js";
 import { MIGRATIONS } from "../src/sql/migrations.js";
 import { databaseUrl, freshSchema } from "./support/database.js";
 
@@ -31,9 +32,13 @@ async function tableExists(schema: string, table: string): Promise<boolean> {
 /** A schema as an older pgrealtime left it: migrated through version 2, before "controls" existed. */
 async function schemaAtVersion2(): Promise<string> {
   const schema = freshSchema("mig_v2");
-  await migrate(pool, schema);
+  await migrate(pool, namesFor(schema));
   await pool.query(
     `DROP TABLE "${schema}"."controls"; ALTER TABLE "${schema}"."state" DROP COLUMN pruned_txid;
+DROP TABLE "${schema}"."activity", "${schema}"."processes";
+DROP INDEX "${schema}"."events_scope_id_idx", "${schema}"."events_user_id_any_idx";
+ALTER TABLE "${schema}"."events" DROP COLUMN replay_of;
+CREATE INDEX "events_user_id_id_idx" ON "${schema}"."events" (user_id, id) WHERE scope = 'user';
 DELETE FROM "${schema}"."migrations" WHERE version > 2`,
   );
   return schema;
@@ -92,7 +97,7 @@ describe("the generated migrations module", () => {
 describe("migrate", () => {
   it("creates every table on a new schema, with no placeholder left in the SQL", async () => {
     const schema = freshSchema("mig_new");
-    const result = await migrate(pool, schema);
+    const result = await migrate(pool, namesFor(schema));
     expect(result.applied).toEqual(MIGRATIONS.map((m) => m.version));
     expect(result.sql).not.toMatch(/\{\{|\}\}/);
     expect(await versions(schema)).toEqual(result.applied);
@@ -101,7 +106,7 @@ describe("migrate", () => {
 
   it("migration 3: controls takes a disconnect command, stamped with its transaction, and nothing else", async () => {
     const schema = freshSchema("mig_controls");
-    await migrate(pool, schema);
+    await migrate(pool, namesFor(schema));
     const client = await pool.connect();
     try {
       await client.query("BEGIN");
@@ -130,17 +135,17 @@ describe("migrate", () => {
   it("upgrades a schema an older version left at migration 2 by applying only what is missing", async () => {
     const schema = await schemaAtVersion2();
     await pool.query(`INSERT INTO "${schema}"."events" (type, scope) VALUES ('kept', 'global')`);
-    const dry = await migrate(pool, schema, { dryRun: true });
-    expect(dry.applied).toEqual([3, 4]);
+    const dry = await migrate(pool, namesFor(schema), { dryRun: true });
+    expect(dry.applied).toEqual([3, 4, 5]);
     expect(dry.sql).toMatch(/^-- 3: controls\n/);
-    expect(dry.sql).not.toContain('"events" (');
+    expect(dry.sql).not.toContain(`CREATE TABLE "${schema}"."events"`);
     expect(await tableExists(schema, "controls")).toBe(false);
 
-    expect((await migrate(pool, schema)).applied).toEqual([3, 4]);
-    expect(await versions(schema)).toEqual([1, 2, 3, 4]);
+    expect((await migrate(pool, namesFor(schema))).applied).toEqual([3, 4, 5]);
+    expect(await versions(schema)).toEqual([1, 2, 3, 4, 5]);
     const { rows } = await pool.query(`SELECT type FROM "${schema}"."events"`);
     expect(rows).toEqual([{ type: "kept" }]);
-    expect(await migrate(pool, schema)).toEqual({ applied: [], sql: "" });
+    expect(await migrate(pool, namesFor(schema))).toEqual({ applied: [], sql: "" });
   });
 
   it("refuses a schema a newer pgrealtime migrated, changing nothing, also in a dry run", async () => {
@@ -150,7 +155,7 @@ describe("migrate", () => {
       newer,
     ]);
     for (const options of [{}, { dryRun: true }]) {
-      const error = await rejection(migrate(pool, schema, options));
+      const error = await rejection(migrate(pool, namesFor(schema), options));
       expect(error.code).toBe("SCHEMA_TOO_NEW");
       expect(error.message).toBe(
         `Database schema "${schema}" is at pgrealtime migration ${newer}, but this version of pgrealtime only knows up to ${LATEST_MIGRATION}; upgrade pgrealtime (or point it at another schema)`,
@@ -165,31 +170,31 @@ describe("migrate", () => {
     const schema = await schemaAtVersion2();
     // Something of the user's in the way of migration 3.
     await pool.query(`CREATE TABLE "${schema}"."controls" (x int)`);
-    await expect(migrate(pool, schema)).rejects.toMatchObject({ code: "42P07" });
+    await expect(migrate(pool, namesFor(schema))).rejects.toMatchObject({ code: "42P07" });
     expect(await versions(schema)).toEqual([1, 2]);
     // Nothing left half-done or locked: once the obstacle is gone, the same migration goes through.
     await pool.query(`DROP TABLE "${schema}"."controls"`);
-    expect((await migrate(pool, schema)).applied).toEqual([3, 4]);
+    expect((await migrate(pool, namesFor(schema))).applied).toEqual([3, 4, 5]);
   });
 });
 
 describe("checkSchemaVersion", () => {
   it("passes on a schema migrated by this version", async () => {
     const schema = freshSchema("chk_ok");
-    await migrate(pool, schema);
-    await expect(checkSchemaVersion(pool, schema)).resolves.toBeUndefined();
+    await migrate(pool, namesFor(schema));
+    await expect(checkSchemaVersion(pool, namesFor(schema))).resolves.toBeUndefined();
   });
 
   it("MIGRATION_REQUIRED, naming the command, on a schema without tables or with migrations pending", async () => {
     const empty = freshSchema("chk_none");
-    const none = await rejection(checkSchemaVersion(pool, empty));
+    const none = await rejection(checkSchemaVersion(pool, namesFor(empty)));
     expect(none.code).toBe("MIGRATION_REQUIRED");
     expect(none.message).toBe(
       `Database schema "${empty}" has no pgrealtime tables; run \`npx pgrealtime migrate\` (or await realtime.migrate())`,
     );
 
     const old = await schemaAtVersion2();
-    const pending = await rejection(checkSchemaVersion(pool, old));
+    const pending = await rejection(checkSchemaVersion(pool, namesFor(old)));
     expect(pending.code).toBe("MIGRATION_REQUIRED");
     expect(pending.message).toContain(
       `Database schema "${old}" is at pgrealtime migration 2, but this version of pgrealtime needs ${LATEST_MIGRATION}`,
@@ -199,11 +204,11 @@ describe("checkSchemaVersion", () => {
 
   it("SCHEMA_TOO_NEW on a schema a newer pgrealtime migrated", async () => {
     const schema = freshSchema("chk_new");
-    await migrate(pool, schema);
+    await migrate(pool, namesFor(schema));
     await pool.query(`INSERT INTO "${schema}"."migrations" (version, name) VALUES ($1, 'from_the_future')`, [
       LATEST_MIGRATION + 1,
     ]);
-    const error = await rejection(checkSchemaVersion(pool, schema));
+    const error = await rejection(checkSchemaVersion(pool, namesFor(schema)));
     expect(error.code).toBe("SCHEMA_TOO_NEW");
     expect(error.message).toContain(`only knows up to ${LATEST_MIGRATION}`);
   });
@@ -212,7 +217,9 @@ describe("checkSchemaVersion", () => {
     const client = await pool.connect();
     try {
       await client.query("BEGIN");
-      await expect(checkSchemaVersion(client, freshSchema("chk_tx"))).rejects.toBeInstanceOf(RealtimeError);
+      await expect(checkSchemaVersion(client, namesFor(freshSchema("chk_tx")))).rejects.toBeInstanceOf(
+        RealtimeError,
+      );
       const { rows } = await client.query<{ one: number }>("SELECT 1 AS one");
       expect(rows).toEqual([{ one: 1 }]);
       await client.query("COMMIT");

@@ -76,13 +76,15 @@ export function createDispatcher(target: EventTarget, prefix: string): Dispatche
       }
       accepted();
       const scope = message.scope === "user" ? "user" : "global";
+      const replayOf = typeof message.replayOf === "string" ? message.replayOf : null;
+      const facts: EventFacts = { id, scope, replayOf };
       const name = prefix + type;
-      target.dispatchEvent(realtimeEvent(name, detail, id, scope));
+      target.dispatchEvent(realtimeEvent(name, detail, facts));
       const entity = detail[":id"];
       if ((typeof entity === "string" || typeof entity === "number") && !stopped) {
         // Its own copy: a listener of the first event may have mutated the detail it was given.
         const copy = (parseJson(data) as { detail: Record<string, unknown> }).detail;
-        target.dispatchEvent(realtimeEvent(`${name}:${entity}`, copy, id, scope));
+        target.dispatchEvent(realtimeEvent(`${name}:${entity}`, copy, facts));
       }
     },
     stop() {
@@ -91,11 +93,19 @@ export function createDispatcher(target: EventTarget, prefix: string): Dispatche
   };
 }
 
-function realtimeEvent(name: string, detail: unknown, id: string, scope: BrowserScope): CustomEvent {
+/** What rides on a DOM event beside its detail: `replayOf` is the replayed event's id, or `null`. */
+interface EventFacts {
+  id: string;
+  scope: BrowserScope;
+  replayOf: string | null;
+}
+
+function realtimeEvent(name: string, detail: unknown, facts: EventFacts): CustomEvent {
   const event = new CustomEvent(name, { detail });
   Object.defineProperties(event, {
-    id: { value: id, enumerable: true },
-    scope: { value: scope, enumerable: true },
+    id: { value: facts.id, enumerable: true },
+    scope: { value: facts.scope, enumerable: true },
+    replayOf: { value: facts.replayOf, enumerable: true },
   });
   return event;
 }

@@ -1,4 +1,4 @@
-CREATE TABLE {{schema}}."events" (
+CREATE TABLE {{schema}}.{{name:events}} (
   id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   type text NOT NULL CHECK (type ~ '^[A-Za-z0-9_.-]{1,100}$'),
   scope text NOT NULL CHECK (scope IN ('user', 'global', 'system')),
@@ -13,7 +13,7 @@ CREATE TABLE {{schema}}."events" (
   txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
   snapshot pg_snapshot NOT NULL DEFAULT pg_current_snapshot()
 );
-CREATE INDEX "events_user_id_id_idx" ON {{schema}}."events" (user_id, id) WHERE scope = 'user';
-CREATE INDEX "events_type_id_idx" ON {{schema}}."events" (type, id);
-CREATE INDEX "events_created_at_idx" ON {{schema}}."events" (created_at);
-CREATE INDEX "events_txid_idx" ON {{schema}}."events" (txid);
+CREATE INDEX {{name:events_user_id_id_idx}} ON {{schema}}.{{name:events}} (user_id, id) WHERE scope = 'user';
+CREATE INDEX {{name:events_type_id_idx}} ON {{schema}}.{{name:events}} (type, id);
+CREATE INDEX {{name:events_created_at_idx}} ON {{schema}}.{{name:events}} (created_at);
+CREATE INDEX {{name:events_txid_idx}} ON {{schema}}.{{name:events}} (txid);
