@@ -70,17 +70,17 @@ export const METRICS: readonly MetricDefinition[] = [
   ),
   counter(
     "pgrealtime_events_received_total",
-    "Events this process received from the channel.",
+    "Events this process routed (after onReceive), live and caught up.",
     (stats) => stats.events.received,
   ),
   counter(
     "pgrealtime_events_sent_total",
-    "Events written to event streams (one per stream per event).",
+    "Event frames written to streams (one per stream per event), live and replayed.",
     (stats) => stats.events.sent,
   ),
   counter(
     "pgrealtime_events_dropped_total",
-    "Events dropped (a hook returned null, failed or timed out; a slow reader cut).",
+    "Events a hook dropped: onReceive for the process, beforeSend for one stream.",
     (stats) => stats.events.dropped,
   ),
   gauge("pgrealtime_listener_up", "1 while the LISTEN connection receives notifications, else 0.", (stats) =>
@@ -114,12 +114,12 @@ export const METRICS: readonly MetricDefinition[] = [
   ),
   counter(
     "pgrealtime_replays_total",
-    "Resuming streams that caught up on stored events.",
+    "Resumes started: streams that connected with a cursor.",
     (stats) => stats.replays.total,
   ),
   counter(
     "pgrealtime_replay_resets_total",
-    "Resuming streams sent `event: reset` instead of a replay (too far behind, history lost or pruned).",
+    "Resumes answered with `event: reset` (too far behind, pruned, history changed, failed).",
     (stats) => stats.replays.resets,
   ),
   counter(

@@ -4,6 +4,7 @@
 // batches, each its own short transaction, so publishers and streams are never held up.
 import type { PoolClient } from "pg";
 import { parseDuration } from "./duration.js";
+import { RETENTION_SQL } from "./statements.js";
 import type { Logger, PruneResult } from "./types.js";
 
 /** Bounds of the interval between two runs (a tenth of the retention). */
@@ -11,11 +12,6 @@ const MIN_INTERVAL_MS = 60_000;
 const MAX_INTERVAL_MS = 3_600_000;
 /** The first run comes this long after start, plus up to as much again at random (processes start together). */
 const FIRST_RUN_MS = 10_000;
-
-// Session-level: the lock is held on the run's own connection for the whole run, across the batches'
-// transactions, and goes with the session should the connection be lost.
-const TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked";
-const UNLOCK = "SELECT pg_advisory_unlock(hashtextextended($1, 0)) AS unlocked";
 
 /** Options of {@link Retention}. */
 export interface RetentionOptions {
@@ -135,7 +131,7 @@ export class Retention {
     client.on("error", onError);
     let locked = false;
     try {
-      locked = (await client.query(TRY_LOCK, [lockName])).rows[0]?.locked === true;
+      locked = (await client.query(RETENTION_SQL.tryLock, [lockName])).rows[0]?.locked === true;
       if (!locked) {
         logger.debug({ retention }, "pgrealtime: retention skipped; another process is pruning");
         return { outcome: "skipped" };
@@ -159,7 +155,8 @@ export class Retention {
   /** Releases the lock; whether the client can go back to the pool. */
   private async unlock(client: PoolClient): Promise<boolean> {
     try {
-      const unlocked = (await client.query(UNLOCK, [this.options.lockName])).rows[0]?.unlocked === true;
+      const unlocked =
+        (await client.query(RETENTION_SQL.unlock, [this.options.lockName])).rows[0]?.unlocked === true;
       if (!unlocked) {
         // The lock was taken on another server session: the pool goes through a transaction pooler.
         this.options.logger.warn(
@@ -188,9 +185,25 @@ export class Retention {
 
 const schedulers = new WeakMap<object, Retention>();
 
-/** Records the scheduler of an instance, for {@link retentionOf}. */
-export function attachRetention(realtime: object, retention: Retention): void {
-  schedulers.set(realtime, retention);
+/**
+ * Starts the retention of the instance `realtime` (storage on, `retention` not `false`), and records it for
+ * {@link retentionOf}; `null` when there is none.
+ */
+export function startRetention(
+  realtime: object,
+  options: Omit<RetentionOptions, "retention" | "lockName"> & {
+    storage: boolean;
+    retention: string | false;
+    schema: string;
+    table: string;
+  },
+): Retention | null {
+  const { storage, retention, schema, table, ...rest } = options;
+  if (!storage || retention === false) return null;
+  const scheduler = new Retention({ ...rest, retention, lockName: retentionLockName(schema, table) });
+  schedulers.set(realtime, scheduler);
+  scheduler.start();
+  return scheduler;
 }
 
 /** Internal, for tests: the retention scheduler of an instance, `undefined` when retention is off. */

@@ -75,7 +75,7 @@ describe("pgrealtime/prometheus", () => {
     expect(ofA["pgrealtime_connections{kind=user}"]).toBe(1);
     expect(ofA["pgrealtime_events_sent_total{}"]).toBeGreaterThanOrEqual(1);
     expect(ofA["pgrealtime_listener_up{}"]).toBe(1);
-    expect(samples(text, { realtime: "b" })["pgrealtime_connections{kind=user}"]).toBe(0);
+    expect(samples(text, { realtime: "b", app: "test" })["pgrealtime_connections{kind=user}"]).toBe(0);
 
     // No label names a user, an event or anything else that grows with the traffic.
     const { names, values } = labelsIn(text);
