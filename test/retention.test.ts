@@ -1,11 +1,21 @@
 // Retention: the scheduler's lock, failures and stop against a real PostgreSQL (the prune it calls is the
 // test's own here), then the `retention` option of real instances deleting real rows.
 import pg from "pg";
-import { describe, expect, it } from "vitest";
-import { Retention, type RetentionOptions, retentionLockName } from "../src/retention.js";
+import { describe, expect, it, vi } from "vitest";
+import type { Realtime } from "../src/index.js";
+import {
+  Retention,
+  type RetentionOptions,
+  type RetentionRun,
+  retentionLockName,
+  retentionOf,
+} from "../src/retention.js";
 import type { PruneResult } from "../src/types.js";
 import { databaseUrl, filePool, freshSchema } from "./support/database.js";
-import { cleanup, eventually, recordingLogger } from "./support/observe.js";
+import { cleanup, recordingLogger } from "./support/observe.js";
+import { migratedRealtime, servedRealtime } from "./support/server.js";
+import { openStream } from "./support/sse.js";
+import { cursorOf } from "./support/wire.js";
 
 const files = filePool(4);
 
@@ -128,7 +138,7 @@ describe("the retention scheduler", () => {
     });
     expect(signal.aborted).toBe(true);
     // Still in its batch: stop() has not resolved, the lock is still held.
-    await eventually(async () => (await lockHolders(lockName)).length === 1, "the lock held by the run");
+    expect(await lockHolders(lockName)).toHaveLength(1);
     expect(stopped).toBe(false);
     batchDone.resolve();
     await stopping;
@@ -150,7 +160,7 @@ describe("the retention scheduler", () => {
     await started.promise;
     const [pid] = await lockHolders(lockName);
     await files.pool.query("SELECT pg_terminate_backend($1)", [pid]);
-    await eventually(async () => (await lockHolders(lockName)).length === 0, "the session to end");
+    await vi.waitFor(async () => expect(await lockHolders(lockName)).toEqual([]), { timeout: 5_000 });
     go.resolve();
     expect((await running).outcome).toBe("pruned");
     expect(await retention.runNow()).toEqual({ outcome: "pruned", events: 1, activity: 0 });
@@ -160,6 +170,152 @@ describe("the retention scheduler", () => {
     const { calls, prune } = counted({ events: 0, activity: 0 });
     const { retention } = scheduler(prune, { firstRunMs: 20 });
     retention.start();
-    await eventually(() => calls.length === 1, "the first run");
+    await vi.waitFor(() => expect(calls).toHaveLength(1), { timeout: 5_000 });
+  });
+});
+
+/** The instance's scheduler, run at once (the interval is an hour with `retention: "1d"`). */
+function runNow(realtime: Realtime): Promise<RetentionRun> {
+  const retention = retentionOf(realtime);
+  if (!retention) throw new Error("the instance has no retention scheduler");
+  return retention.runNow();
+}
+
+/** Dates events back by two days, past the tests' `retention: "1d"`. */
+async function age(schema: string, ids: string[]): Promise<void> {
+  await files.pool.query(
+    `UPDATE "${schema}".events SET created_at = now() - interval '2 days' WHERE id = ANY($1::bigint[])`,
+    [ids],
+  );
+}
+
+/** `count` events of two days ago, inserted in one statement. */
+async function seedOld(schema: string, count: number): Promise<void> {
+  await files.pool.query(
+    `INSERT INTO "${schema}".events (type, scope, user_id, detail, created_at)
+     SELECT 'old', 'user', 'u' || (n % 100), jsonb_build_object('n', n), now() - interval '2 days'
+     FROM generate_series(1, $1::int) n`,
+    [count],
+  );
+}
+
+async function count(schema: string, table: "events" | "activity", where = "true"): Promise<number> {
+  const { rows } = await files.pool.query(
+    `SELECT count(*)::int AS n FROM "${schema}".${table} WHERE ${where}`,
+  );
+  return rows[0].n;
+}
+
+async function ids(schema: string, table: "events" | "activity", column = "id"): Promise<string[]> {
+  const { rows } = await files.pool.query(`SELECT DISTINCT ${column}::text AS id FROM "${schema}".${table}`);
+  return rows.map((row) => row.id).sort();
+}
+
+describe("the retention option", () => {
+  it("deletes the events older than the retention and their activity, one process at a time", async () => {
+    const schema = freshSchema("retain");
+    const lockName = retentionLockName(schema, "events");
+    // Held from the start, so that no run of either instance prunes before the test lets it.
+    const held = await holdLock(lockName);
+    const a = await servedRealtime({ schema, retention: "1d" });
+    const { realtime: b } = await migratedRealtime({ schema, retention: "1d" });
+    cleanup("second instance", () => b.close());
+    await b.ready();
+
+    const stream = await openStream(`${a.server.url}/realtime/events?user=alice`);
+    const published = [];
+    // From both processes: each prunes what the other published as well.
+    for (let n = 0; n < 5; n++) {
+      const publisher = n % 2 === 0 ? a.realtime : b;
+      published.push(await publisher.publish({ userId: "alice", type: "note", detail: { n } }));
+    }
+    const all = published.map((e) => e.id).sort();
+    await stream.until((s) => s.events.length === 5, "the five events");
+    // Each event dispatched by both processes and sent by the one serving the stream: 15 entries.
+    await vi.waitFor(async () => expect(await count(schema, "activity")).toBe(15), { timeout: 10_000 });
+    expect(await ids(schema, "activity", "event_id")).toEqual(all);
+    const old = published.slice(0, 3).map((e) => e.id);
+    await age(schema, old);
+
+    expect([await runNow(a.realtime), await runNow(b)]).toEqual([
+      { outcome: "skipped" },
+      { outcome: "skipped" },
+    ]);
+    expect(await ids(schema, "events")).toEqual(all);
+
+    // A row lock of the test's own holds the winner inside its first batch, so both runs overlap.
+    const blocker = await files.pool.connect();
+    cleanup("blocker", () => blocker.release());
+    await blocker.query("BEGIN");
+    await blocker.query(`SELECT 1 FROM "${schema}".activity WHERE event_id = $1 FOR UPDATE`, [old[0]]);
+    await held.release();
+    const runs = [runNow(a.realtime), runNow(b)];
+    expect(await Promise.race(runs)).toEqual({ outcome: "skipped" });
+    expect(await lockHolders(lockName)).toHaveLength(1);
+    await blocker.query("COMMIT");
+    const outcomes = await Promise.all(runs);
+    expect(outcomes).toContainEqual({ outcome: "pruned", events: 3, activity: 9 });
+    expect(outcomes).toContainEqual({ outcome: "skipped" });
+
+    const kept = published
+      .slice(3)
+      .map((e) => e.id)
+      .sort();
+    expect(await ids(schema, "events")).toEqual(kept);
+    expect(await ids(schema, "activity", "event_id")).toEqual(kept);
+  });
+
+  it("sends a client resuming from below a pruned id a reset with reason pruned; a recent one resumes", async () => {
+    const { realtime, server, schema } = await servedRealtime({ retention: "1d" });
+    const first = await openStream(`${server.url}/realtime/events?user=alice`);
+    const [e1, e2, e3] = [
+      await realtime.publish({ userId: "alice", type: "note", detail: { n: 1 } }),
+      await realtime.publish({ userId: "alice", type: "note", detail: { n: 2 } }),
+      await realtime.publish({ userId: "alice", type: "note", detail: { n: 3 } }),
+    ];
+    await first.until((s) => s.events.length === 3, "three events");
+    const [below, recent] = [cursorOf(first, e1.id), cursorOf(first, e3.id)];
+    first.close();
+    await age(schema, [e2.id]);
+    expect(await runNow(realtime)).toMatchObject({ outcome: "pruned", events: 1 });
+
+    const resumed = await openStream(`${server.url}/realtime/events?user=alice`, below);
+    const reset = await resumed.next("reset");
+    expect(JSON.parse(reset.data)).toEqual({ reason: "pruned" });
+    const live = await openStream(`${server.url}/realtime/events?user=alice`, recent);
+    const e4 = await realtime.publish({ userId: "alice", type: "note", detail: { n: 4 } });
+    await live.until((s) => s.events.some((e) => e.id === e4.id), "the live event");
+    expect(live.messages.some((m) => m.event === "reset")).toBe(false);
+  });
+
+  it("keeps publishing and delivering while it deletes many rows, and close() stops it after a batch", async () => {
+    const { realtime, server, schema } = await servedRealtime({ retention: "1d" });
+    await seedOld(schema, 50_000);
+    const stream = await openStream(`${server.url}/realtime/events`);
+    let done = false;
+    const run = runNow(realtime).finally(() => {
+      done = true;
+    });
+    const during: string[] = [];
+    for (let n = 0; !done; n++) {
+      const event = await realtime.publishGlobal({ type: "during", detail: { n } });
+      if (!done) during.push(event.id);
+    }
+    expect(await run).toEqual({ outcome: "pruned", events: 50_000, activity: 0 });
+    // Published while the prune ran, each delivered.
+    expect(during.length).toBeGreaterThan(10);
+    await stream.until((s) => during.every((id) => s.events.some((e) => e.id === id)), "every event");
+
+    await seedOld(schema, 50_000);
+    const stopped = runNow(realtime);
+    await vi.waitFor(async () => expect(await count(schema, "events", "type = 'old'")).toBeLessThan(50_000), {
+      timeout: 10_000,
+      interval: 5,
+    });
+    await realtime.close();
+    const { events } = (await stopped) as { events: number };
+    expect(events % 1000).toBe(0);
+    expect(events).toBeLessThan(50_000);
+    expect(await count(schema, "events", "type = 'old'")).toBe(50_000 - events);
   });
 });

@@ -123,19 +123,3 @@ export function loggedAbout(logger: { warns: unknown[][]; errors: unknown[][] },
     ),
   );
 }
-
-/**
- * Polls `check` (every 20 ms) until it returns true, for state only a query can see (rows, locks);
- * fails naming `what` after `timeoutMs`.
- */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
