@@ -1,6 +1,7 @@
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { METRICS, prometheusText } from "./metrics.js";
+import { METRICS, PROMETHEUS_CONTENT_TYPE, prometheusText } from "./metrics.js";
 import type { RealtimeStats } from "./types.js";
 
 const stats = (changes: Partial<RealtimeStats> = {}): RealtimeStats => ({
@@ -47,6 +48,7 @@ describe("prometheusText", () => {
     }
     // HELP then TYPE once per metric, before its samples.
     expect(lines.filter((line) => line.startsWith("# TYPE "))).toHaveLength(METRICS.length);
+    expect(PROMETHEUS_CONTENT_TYPE).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
   });
 
   it("gives the values of the stats, counters named _total and typed counter", () => {

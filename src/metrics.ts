@@ -4,6 +4,9 @@
 // the admin page must serve metrics without it, and the format's escaping is three characters.
 import type { ListenerState, RealtimeStats } from "./types.js";
 
+/** The `Content-Type` of {@link prometheusText}'s output. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
 /** One sample of a metric: its own labels (not the constant ones) and its value. */
 export interface Sample {
   labels: Record<string, string>;
@@ -168,7 +171,7 @@ export function checkLabels(labels: unknown, what: string, taken: readonly strin
 }
 
 /** A label value as the text format writes it: backslash, double quote and line feed escaped. */
-export function escapeLabelValue(value: string): string {
+function escapeLabelValue(value: string): string {
   return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
 }
 
@@ -192,7 +195,7 @@ function formatLabels(labels: Record<string, string>): string {
 
 /**
  * Renders `stats` in the Prometheus text exposition format 0.0.4 (serve it with
- * `Content-Type: text/plain; version=0.0.4; charset=utf-8`): for each metric of {@link METRICS} its
+ * {@link PROMETHEUS_CONTENT_TYPE}): for each metric of {@link METRICS} its
  * `# HELP` and `# TYPE` lines, then its samples. `labels` are added to every sample, before the metric's
  * own, e.g. to tell several instances of one process apart.
  *

@@ -265,6 +265,16 @@ describe("the retention option", () => {
     expect(await ids(schema, "activity", "event_id")).toEqual(kept);
   });
 
+  it("is scheduled every tenth of the retention (at most hourly), and only with storage and a retention", async () => {
+    const on = await migratedRealtime({ retention: "2h" });
+    const off = await migratedRealtime();
+    const storageOff = await migratedRealtime({ storage: false, retention: "2h" });
+    for (const { realtime } of [on, off, storageOff]) cleanup("instance", () => realtime.close());
+    expect(retentionOf(on.realtime)?.intervalMs).toBe(720_000);
+    expect(retentionOf(off.realtime)).toBeUndefined();
+    expect(retentionOf(storageOff.realtime)).toBeUndefined();
+  });
+
   it("sends a client resuming from below a pruned id a reset with reason pruned; a recent one resumes", async () => {
     const { realtime, server, schema } = await servedRealtime({ retention: "1d" });
     const first = await openStream(`${server.url}/realtime/events?user=alice`);
