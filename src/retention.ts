@@ -62,8 +62,10 @@ export function retentionIntervalMs(retentionMs: number): number {
  * the scheduler of an instance. Both are internal: the package exports neither.
  *
  * @example
- * const retention = new Retention({ retention: "30d", pool, lockName: retentionLockName("pgrealtime", "events"),
- *   prune: (olderThanMs, signal) => store.prune({ olderThanMs, signal }), logger });
+ * const retention = new Retention({
+ *   retention: "30d", pool, logger, lockName: retentionLockName("pgrealtime", "events"),
+ *   prune: (olderThanMs, signal) => history.prune(olderThanMs, null, false, signal),
+ * });
  * retention.start(); … await retention.stop();
  */
 export class Retention {
@@ -146,9 +148,13 @@ export class Retention {
       return this.failed(error);
     } finally {
       const keep = locked && lost === undefined ? await this.unlock(client) : lost === undefined;
-      client.removeListener("error", onError);
-      // A client whose lock may still be held is destroyed, not handed to the next user of the pool.
-      client.release(keep ? undefined : true);
+      if (keep) {
+        client.removeListener("error", onError);
+        client.release();
+      } else {
+        // Lost, or its lock may still be held: destroyed (still listened to), not handed to the pool's next user.
+        client.release(true);
+      }
     }
   }
 
