@@ -29,7 +29,7 @@ export class Connection {
   closed = false;
   /** The tag of this stream's identity in the cursors it hands out. */
   readonly identityTag: string;
-  private held: Array<{ frame: Uint8Array; txid: string | null }> | null = null;
+  private held: Array<{ frame: Uint8Array; txid: string | null; eventId: string }> | null = null;
   private heldBytes = 0;
   private bound: Snapshot | null = null;
   private wakeReplay: (() => void) | undefined;
@@ -40,6 +40,8 @@ export class Connection {
     private readonly sink: Sink,
     private readonly maxBufferedBytes: number,
     private readonly onOverflow: (connection: Connection) => void,
+    /** Called for each held live event sent once the replay ended (for counters and activity). */
+    private readonly onReleased: (eventId: string) => void = () => {},
   ) {
     this.identityTag = identityTag(userId);
   }
@@ -67,9 +69,10 @@ export class Connection {
    * Sends a live event now, or holds it while a replay runs; drops one whose transaction (`txid`,
    * `null` without storage) committed before the replay's snapshot.
    *
-   * @returns whether the frame was sent or held (false: covered by the replay, or the stream is gone).
+   * @returns whether the frame was sent now (false: held, covered by the replay, or the stream is gone;
+   *   a held one is reported through `onReleased` when it goes out).
    */
-  deliver(frame: Uint8Array, txid: string | null): boolean {
+  deliver(frame: Uint8Array, txid: string | null, eventId: string): boolean {
     if (this.covered(txid) || this.closed) return false;
     if (!this.held) {
       this.send(frame);
@@ -81,9 +84,9 @@ export class Connection {
       this.onOverflow(this);
       return false;
     }
-    this.held.push({ frame, txid });
+    this.held.push({ frame, txid, eventId });
     this.heldBytes += frame.byteLength;
-    return true;
+    return false;
   }
 
   /** Starts holding live events back for a replay. */
@@ -127,7 +130,11 @@ export class Connection {
     const held = this.held ?? [];
     this.held = null;
     this.heldBytes = 0;
-    for (const { frame, txid } of held) if (!this.covered(txid)) this.send(frame);
+    for (const { frame, txid, eventId } of held) {
+      if (this.covered(txid) || this.closed) continue;
+      this.send(frame);
+      this.onReleased(eventId);
+    }
   }
 
   /** The live path has passed the replay's snapshot: nothing live can be covered any more. */

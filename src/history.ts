@@ -74,8 +74,8 @@ export class History {
 
   /** One page, newest first. @throws TypeError / RangeError for a bad filter. */
   async list(filters: EventFilters = {}): Promise<EventPage> {
-    const { where, values, status, limit } = listQuery(filters);
-    const rows = await this.store.run<StoredRowData>(this.sql.list(where, status, limit + 1), values);
+    const { where, values, limit } = listQuery(filters, this.sql.statusIs);
+    const rows = await this.store.run<StoredRowData>(this.sql.list(where, limit + 1), values);
     const events = rows.slice(0, limit).map(toStoredEvent);
     return { events, next: rows.length > limit ? (events.at(-1)?.id ?? null) : null };
   }
@@ -240,16 +240,14 @@ function toStoredEvent(row: StoredRowData): StoredEvent {
 }
 
 /**
- * The WHERE clause (on `e`) and values of a list call; `status` is a placeholder for the outer query.
+ * The WHERE clause (on `e`) and values of a list call.
  *
  * @throws TypeError for an unknown filter or a malformed value; RangeError for a limit out of range.
  */
-function listQuery(filters: EventFilters): {
-  where: string;
-  values: unknown[];
-  status: string | null;
-  limit: number;
-} {
+function listQuery(
+  filters: EventFilters,
+  statusIs: (param: string) => string,
+): { where: string; values: unknown[]; limit: number } {
   if (typeof filters !== "object" || filters === null) {
     throw new TypeError('events.list takes an object of filters, e.g. { type: "task_complete", limit: 50 }');
   }
@@ -270,18 +268,14 @@ function listQuery(filters: EventFilters): {
     add((n) => `e.id < ${n}::bigint`, eventId(filters.before, "events.list before"));
   if (filters.from !== undefined) add((n) => `e.created_at >= ${n}`, date(filters.from, "from"));
   if (filters.to !== undefined) add((n) => `e.created_at < ${n}`, date(filters.to, "to"));
-  let status: string | null = null;
-  if (filters.status !== undefined) {
-    values.push(oneOf(filters.status, STATUSES, "status"));
-    status = `$${values.length}`;
-  }
+  if (filters.status !== undefined) add(statusIs, oneOf(filters.status, STATUSES, "status"));
   const limit = filters.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit))
     throw new TypeError(`events.list limit must be an integer, got ${String(limit)}`);
   if (limit < 1 || limit > MAX_LIMIT) {
     throw new RangeError(`events.list limit must be between 1 and ${MAX_LIMIT}, got ${limit}`);
   }
-  return { where: clauses.length ? clauses.join(" AND ") : "true", values, status, limit };
+  return { where: clauses.length ? clauses.join(" AND ") : "true", values, limit };
 }
 
 /** A type filter may name any valid type, reserved ones too (rows written by hand). */

@@ -125,16 +125,22 @@ export class Router {
       // Every connection of the group shares its identity, so the first one's tag serves all.
       const tag = recipients.values().next().value?.identityTag ?? identityTag(userId);
       const frame = eventFrame(event, cursorOf(event.id, row?.tag ?? null, tag));
-      for (const connection of recipients) if (connection.deliver(frame, txid)) sent++;
+      for (const connection of recipients) if (connection.deliver(frame, txid, event.id)) sent++;
     } else {
       for (const connection of recipients) {
         const frame = this.frameFor(event, row?.tag ?? null, connection);
-        if (frame && connection.deliver(frame, txid)) sent++;
+        if (frame && connection.deliver(frame, txid, event.id)) sent++;
       }
     }
     this.counters.sent += sent;
     if (row && sent > 0) this.activity?.sent(event.id, userId, sent, false);
     return sent;
+  }
+
+  /** A live event held behind a replay went out to one stream of `userId` after it. */
+  released(eventId: string, userId: string | null): void {
+    this.counters.sent++;
+    this.activity?.sent(eventId, userId, 1, false);
   }
 
   private handlerFailed(error: unknown, event: RealtimeEvent): void {

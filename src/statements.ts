@@ -130,10 +130,10 @@ export function historyStatements(names: Names) {
   e.replay_of::text AS replay_of, ${STATUS(activity)} AS status FROM ${t} e`;
   return {
     get: `${stored} WHERE e.id = $1::bigint`,
-    /** Newest first by the primary key or an index on the filtered column; `where` on `e`, `status` on `s`. */
-    list: (where: string, status: string | null, limit: number) =>
-      `SELECT * FROM (${stored} WHERE ${where}) s${status === null ? "" : ` WHERE s.status = ${status}`}
-ORDER BY s.id::bigint DESC LIMIT ${limit}`,
+    /** Newest first, by the primary key or the index of a filtered column; `where` is on `e`. */
+    list: (where: string, limit: number) => `${stored} WHERE ${where} ORDER BY e.id DESC LIMIT ${limit}`,
+    /** The filter on an event's status, for `list`'s `where`. */
+    statusIs: (param: string) => `(${STATUS(activity)}) = ${param}`,
     activity: `SELECT kind, created_at, process, user_id, connections, resumed, replay_id::text AS replay_id
 FROM ${activity} WHERE event_id = $1::bigint ORDER BY id`,
     insertActivity: `INSERT INTO ${activity} (event_id, kind, process, user_id, connections, resumed)

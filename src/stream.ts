@@ -159,13 +159,19 @@ export class Streams {
   private open(userId: string | null, request: StreamRequest): void {
     const { router, heartbeat, maxBufferedBytes, logger } = this.options;
     const sink = request.start();
-    const connection = new Connection(userId, sink, maxBufferedBytes, (slow) => {
-      logger.warn(
-        { userId: slow.userId, maxBufferedBytes },
-        "pgrealtime: disconnected a client that stopped reading; it resumes from its last id",
-      );
-      this.release(slow, true);
-    });
+    const connection = new Connection(
+      userId,
+      sink,
+      maxBufferedBytes,
+      (slow) => {
+        logger.warn(
+          { userId: slow.userId, maxBufferedBytes },
+          "pgrealtime: disconnected a client that stopped reading; it resumes from its last id",
+        );
+        this.release(slow, true);
+      },
+      (eventId) => router.released(eventId, userId),
+    );
     connection.send(retryFrame(this.options.retryMs));
     connection.send(namedFrame("connected", { userId }));
     const cursor = request.lastEventId;

@@ -85,12 +85,12 @@ describe("pgrealtime CLI", () => {
       `"${schema}"."events"`,
     ]);
     expect(rows[0]?.events).toBe(`${schema}.events`);
-    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 5]);
 
     const second = await cli(["migrate", "--schema", schema]);
     expect(second).toMatchObject({ code: 0, stderr: "" });
     expect(second.stdout).toMatch(/up to date/i);
-    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 5]);
 
     const dry = await cli(["migrate", "--dry-run", "--schema", schema]);
     expect(dry.code).toBe(0);
@@ -109,7 +109,7 @@ describe("pgrealtime CLI", () => {
     const outputs = runs.map((run) => run.stdout.trim().toLowerCase()).sort();
     expect(outputs[0]).toMatch(/^applied migrations 1, 2, 3\b/);
     expect(outputs[1]).toMatch(/^up to date/);
-    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 5]);
   });
 
   it("migrate exits 1 on a schema a newer pgrealtime migrated, naming both versions, and changes nothing", async () => {
@@ -121,12 +121,12 @@ describe("pgrealtime CLI", () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(
         new RegExp(
-          `^pgrealtime: Database schema "${schema}" is at pgrealtime migration 1000, but this version of pgrealtime only knows up to 4; upgrade pgrealtime`,
+          `^pgrealtime: Database schema "${schema}" is at pgrealtime migration 1000, but this version of pgrealtime only knows up to 5; upgrade pgrealtime`,
         ),
       );
       expect(run.stdout).toBe("");
     }
-    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 1000]);
+    expect(await appliedVersions(schema)).toEqual([1, 2, 3, 4, 5, 1000]);
   });
 
   it("exits 2 with the usage for an unknown command", async () => {

@@ -16,7 +16,6 @@ const NAME_COOKIE = "chat_name";
 const MAX_NAME_LENGTH = 32;
 const MAX_TEXT_LENGTH = 500;
 const HISTORY_SIZE = 50;
-const EVENTS_TABLE = '"pgrealtime"."events"';
 
 let stopping = false;
 
@@ -202,13 +201,15 @@ function done(req, res) {
 async function history() {
   // The cursor is read first: a message committed between the two reads is then both listed and replayed
   // (the page drops the copy by id) instead of neither.
-  const cursor = (await pool.query(`SELECT max(id)::text AS id FROM ${EVENTS_TABLE}`)).rows[0]?.id ?? null;
-  const { rows } = await pool.query(
-    `SELECT id::text AS id, detail->>'author' AS author, detail->>'text' AS text, created_at AS "createdAt"
-       FROM ${EVENTS_TABLE} WHERE type = 'chat_message' ORDER BY id DESC LIMIT $1`,
-    [HISTORY_SIZE],
-  );
-  return { cursor, messages: rows.reverse() };
+  const cursor = await realtime.currentEventId();
+  const { events } = await realtime.events.list({ type: "chat_message", limit: HISTORY_SIZE });
+  const messages = events.map(({ id, detail, createdAt }) => ({
+    id,
+    author: String(detail.author),
+    text: String(detail.text),
+    createdAt,
+  }));
+  return { cursor, messages: messages.reverse() };
 }
 
 /**
