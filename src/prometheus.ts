@@ -74,7 +74,10 @@ export function registerMetrics(realtime: MetricsSource, options: RegisterMetric
     throw new TypeError("registerMetrics: registry must be a prom-client Registry (e.g. new Registry())");
   }
   checkLabels(options.labels ?? {}, "registerMetrics");
-  const labels = { [INSTANCE_LABEL]: instanceName(realtime), ...options.labels };
+  const labels = {
+    [INSTANCE_LABEL]: options.labels?.[INSTANCE_LABEL] ?? instanceName(realtime),
+    ...options.labels,
+  };
   const set = metricsOf(registry, Object.keys(labels).sort());
   for (const entry of set.entries) {
     if (entry.source === realtime) {
