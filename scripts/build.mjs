@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { writeMigrations } from "./generate-migrations.mjs";
 
-const OUTPUTS = ["dist/index.js", "dist/cli.js", "dist/client/pgrealtime.global.js"];
+const OUTPUTS = ["dist/index.js", "dist/cli/index.js", "dist/client/pgrealtime.global.js"];
 const INPUTS = [
   "package.json",
   "package-lock.json",
@@ -44,7 +44,7 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
-chmodSync("dist.tmp/cli.js", 0o755);
+chmodSync("dist.tmp/cli/index.js", 0o755);
 rmSync("dist", { recursive: true, force: true });
 renameSync("dist.tmp", "dist");
 
