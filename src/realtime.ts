@@ -16,6 +16,7 @@ import { Operations } from "./operations.js";
 import { type ResolvedOptions, resolveOptions } from "./options.js";
 import { closedError, Publisher } from "./publish.js";
 import { Receiver } from "./receiver.js";
+import { type Retention, startRetention } from "./retention.js";
 import { Router } from "./router.js";
 import { Store } from "./store.js";
 import { Streams } from "./stream.js";
@@ -85,6 +86,7 @@ class Instance implements Realtime {
   private readonly observers: Observers;
   private readonly names: Names;
   private readonly ops: Operations;
+  private readonly retention: Retention | null;
   readonly events: Realtime["events"];
   private closed: Promise<void> | undefined;
 
@@ -154,6 +156,16 @@ class Instance implements Realtime {
       retryMs: options.retryMs,
     };
     this.handler = createFetchHandler(this.host);
+    // The `retention` option (src/retention.ts): one process at a time prunes, every tenth of the retention.
+    this.retention = startRetention(this, {
+      storage: options.storage,
+      retention: options.retention,
+      schema: this.names.schema,
+      table: this.names.table,
+      logger,
+      pool: this.pool,
+      prune: (olderThanMs, signal) => this.ops.history.prune(olderThanMs, null, false, signal),
+    });
     // Methods work detached too (`const { publish } = realtime`), as on a plain object.
     for (const name of PUBLIC_METHODS) {
       const method = this[name] as (...args: unknown[]) => unknown;
@@ -260,6 +272,7 @@ class Instance implements Realtime {
       this.host.admin?.close();
       this.heartbeat.update(false);
       this.receiver.close();
+      await this.retention?.stop();
       await this.ops.close();
       await this.listener.close();
       if (this.ownsPool) await this.pool.end();
