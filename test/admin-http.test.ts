@@ -10,6 +10,7 @@ import type { Realtime } from "../src/index.js";
 import { STAFF_COOKIE, servedAdmin, staffOnly, staffSession } from "./support/admin.js";
 import { recordingLogger } from "./support/observe.js";
 import { listen, migratedRealtime } from "./support/server.js";
+import { openStream } from "./support/sse.js";
 
 const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -56,6 +57,7 @@ describe("authorize", () => {
     "/live",
     "/admin.js",
     "/admin.css",
+    "/metrics",
     "/nope",
   ];
 
@@ -227,5 +229,24 @@ describe("mounting", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("set-cookie")).toContain("Path=/rt/admin");
     expect((await realtime.handler(new Request("http://app.test/realtime/admin"))).status).toBe(404);
+  });
+});
+
+describe("metrics", () => {
+  it("serves this process's counters as Prometheus text behind authorize, no user or event id in it", async () => {
+    const { admin, realtime, url } = await servedAdmin();
+    const stream = await openStream(`${url}/realtime/events?user=secret-user-7`);
+    const event = await realtime.publish({ userId: "secret-user-7", type: "ping_me" });
+    await stream.until((c) => c.events.length === 1, "the event");
+    expect((await fetch(`${admin}/metrics`)).status).toBe(403);
+    const response = await fetch(`${admin}/metrics`, { headers: { cookie: STAFF_COOKIE } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expectSecurityHeaders(response);
+    const body = await response.text();
+    expect(body).toMatch(/^pgrealtime_events_sent_total 1$/m);
+    expect(body).toMatch(/^pgrealtime_connections\{kind="user"\} 1$/m);
+    expect(body).not.toContain("secret-user-7");
+    expect(body).not.toContain(`"${event.id}"`);
   });
 });

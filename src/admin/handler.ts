@@ -3,6 +3,7 @@
 import type { Realtime } from "../api.js";
 import type { AdminMount } from "../dispatch.js";
 import { RealtimeError } from "../errors.js";
+import { PROMETHEUS_CONTENT_TYPE, prometheusText } from "../metrics.js";
 import type { Logger } from "../types.js";
 import { assetResponse } from "./assets.js";
 import { tokenOf } from "./csrf.js";
@@ -31,6 +32,13 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "Referrer-Policy": "same-origin",
 };
 
+/** `{basePath}/admin/metrics`: this process's counters as Prometheus text. */
+function metricsResponse(realtime: Realtime): Response {
+  return new Response(prometheusText(realtime.stats()), {
+    headers: { "Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store" },
+  });
+}
+
 /** The admin of one realtime instance: its handler and the close of its live streams. */
 export function createAdminHandler(
   realtime: Realtime,
@@ -49,7 +57,7 @@ export function createAdminHandler(
     [/^\/replay$/, { method: "POST", handle: replayAction }],
     [/^\/live$/, get((context) => feed.serve(context.request))],
     [/^\/(admin\.css|admin\.js)$/, get((_, name) => assetResponse(name))],
-    // "/metrics" (Prometheus text) goes here.
+    [/^\/metrics$/, get(({ realtime }) => metricsResponse(realtime))],
   ];
 
   async function handle(request: Request): Promise<Response> {
