@@ -1,14 +1,21 @@
 // Builds the package into dist/: tsc for the library and its types, esbuild for the browser script
-// that {basePath}/client.js serves (a classic script, so `<script src defer>` works without `type=module`).
+// that {basePath}/client.js serves (a classic script, so `<script src defer>` works without `type=module`),
+// and a copy of the admin page's static files.
 // With --if-stale (as `npm run demo` runs it), nothing happens when dist/ is newer than all it is built
 // from: tsc takes seconds, most of a repeated demo start.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 import { writeMigrations } from "./generate-migrations.mjs";
 
-const OUTPUTS = ["dist/index.js", "dist/cli/index.js", "dist/client/pgrealtime.global.js"];
+const OUTPUTS = [
+  "dist/index.js",
+  "dist/cli/index.js",
+  "dist/client/pgrealtime.global.js",
+  "dist/admin/index.js",
+  "dist/admin/static/admin.js",
+];
 const INPUTS = [
   "package.json",
   "package-lock.json",
@@ -44,6 +51,8 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
+// The admin page's stylesheet and script, served as they are (no bundling: the browser runs them as written).
+cpSync("src/admin/static", "dist.tmp/admin/static", { recursive: true });
 chmodSync("dist.tmp/cli/index.js", 0o755);
 rmSync("dist", { recursive: true, force: true });
 renameSync("dist.tmp", "dist");

@@ -40,6 +40,26 @@ export interface Host {
   streams: Streams;
   /** The instance's own `authenticate(request: Request)`, if any. */
   authenticate: ((request: Request) => UserId | null | Promise<UserId | null>) | undefined;
+  /** The instance's `heartbeatMs` and `retryMs`, for streams served outside `streams` (the admin's live feed). */
+  heartbeatMs: number;
+  retryMs: number;
+  /** The admin page once `createAdmin` mounted it; every adapter serves `{basePath}/admin…` through it. */
+  admin?: AdminMount;
+}
+
+/** What `createAdmin` registers on the host. */
+export interface AdminMount {
+  /** Answers a request to `{basePath}/admin` or below. */
+  handle(request: Request): Promise<Response>;
+  /** Ends the admin's open streams (`realtime.close()`). */
+  close(): void;
+}
+
+/** The admin page of the host when `pathname` is `{basePath}/admin` or below, else `undefined`. */
+export function adminFor(host: Host, pathname: string): AdminMount | undefined {
+  const prefix = `${host.basePath}/admin`;
+  const ours = pathname === prefix || pathname.startsWith(`${prefix}/`);
+  return ours ? host.admin : undefined;
 }
 
 /** Which endpoint a path names, or `null` when it is not one of ours. */

@@ -190,7 +190,12 @@ export class History {
    * Deletes events created more than `olderThanMs` ago (only of `type`, if given) and their activity, in
    * batches of {@link PRUNE_BATCH}, each its own statement; with `dryRun`, counts them.
    */
-  async prune(olderThanMs: number, type: string | null, dryRun: boolean): Promise<PruneResult> {
+  async prune(
+    olderThanMs: number,
+    type: string | null,
+    dryRun: boolean,
+    signal?: AbortSignal,
+  ): Promise<PruneResult> {
     if (dryRun) {
       const row = (
         await this.store.run<{ events: number; activity: number }>(this.sql.pruneCount, [olderThanMs, type])
@@ -208,7 +213,8 @@ export class History {
       )[0];
       total.events += row?.events ?? 0;
       total.activity += row?.activity ?? 0;
-      if ((row?.events ?? 0) < PRUNE_BATCH) return total;
+      // An aborted signal (the retention stopping at close()) ends the prune after this batch.
+      if ((row?.events ?? 0) < PRUNE_BATCH || signal?.aborted) return total;
     }
   }
 }

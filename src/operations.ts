@@ -10,6 +10,7 @@ import { History } from "./history.js";
 import { appliedVersions, LATEST_MIGRATION } from "./migrate.js";
 import type { Names } from "./names.js";
 import { ProcessRecorder, type ProcessSample } from "./processes.js";
+import { type Retention, startRetention } from "./retention.js";
 import { Counters } from "./stats.js";
 import type { Store } from "./store.js";
 import type {
@@ -30,6 +31,10 @@ export interface OperationsOptions {
   storage: boolean;
   activity: boolean;
   heartbeatMs: number;
+  /** The `retention` option: `false`, or how old an event may get before it is deleted. */
+  retention: string | false;
+  /** The realtime instance, which the retention scheduler is recorded for (`retentionOf`). */
+  owner: object;
   logger: Logger;
   /** Throws `CLOSED` once the instance is closed. */
   assertOpen(): void;
@@ -46,6 +51,7 @@ export class Operations {
   /** `null` without storage: the processes table is part of the stored installation. */
   readonly processes: ProcessRecorder | null;
   readonly events: StoredEvents;
+  private readonly retention: Retention | null;
 
   constructor(private readonly options: OperationsOptions) {
     this.history = new History(options.store, options.names);
@@ -62,6 +68,16 @@ export class Operations {
         this.assertStored(method);
         return read(...args);
       };
+    // One process at a time prunes, every tenth of the retention (src/retention.ts).
+    this.retention = startRetention(options.owner, {
+      storage: options.storage,
+      retention: options.retention,
+      schema: options.names.schema,
+      table: options.names.table,
+      logger: options.logger,
+      pool: options.pool,
+      prune: (olderThanMs, signal) => this.history.prune(olderThanMs, null, false, signal),
+    });
     this.events = {
       get: stored("events.get", (id: string) => this.history.get(id)),
       list: stored("events.list", (filters?: EventFilters) => this.history.list(filters)),
@@ -132,8 +148,9 @@ export class Operations {
     };
   }
 
-  /** Writes the pending activity and removes this process's record. */
+  /** Stops retention after its batch in progress, writes the pending activity, removes this process's record. */
   async close(): Promise<void> {
+    await this.retention?.stop();
     await this.activity?.close();
     await this.processes?.stop();
   }

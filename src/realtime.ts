@@ -1,6 +1,6 @@
 // Wiring only: builds the parts of one instance and gives them their public face. Each path lives in its
 // own module: publish.ts, listener.ts, receiver.ts, router.ts, stream.ts, replay.ts, store.ts.
-import pg from "pg";
+import type pg from "pg";
 import { createFetchHandler } from "./adapters/fetch.js";
 import type { Realtime, SubscribeOptions } from "./api.js";
 import { encodeDisconnect } from "./channel.js";
@@ -14,8 +14,9 @@ import { type Names, namesFor } from "./names.js";
 import { Observers } from "./observers.js";
 import { Operations } from "./operations.js";
 import { type ResolvedOptions, resolveOptions } from "./options.js";
+import { idleBefore, listenConnectionConfig, openPool } from "./pool.js";
 import { closedError, Publisher } from "./publish.js";
-import { Receiver } from "./receiver.js";
+import { Receiver, receivingWithin } from "./receiver.js";
 import { Router } from "./router.js";
 import { Store } from "./store.js";
 import { Streams } from "./stream.js";
@@ -61,10 +62,6 @@ const PUBLIC_METHODS = [
   "on",
   "currentEventId",
   "disconnectUser",
-  "replay",
-  "prune",
-  "stats",
-  "status",
   "scriptTag",
   "migrate",
   "close",
@@ -91,16 +88,7 @@ class Instance implements Realtime {
   constructor(private readonly options: ResolvedOptions) {
     const { logger } = options;
     this.observers = new Observers(logger);
-    this.ownsPool = options.pool === undefined;
-    this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString });
-    // An idle pooled client losing its server must not crash the process; the pool replaces it. One that
-    // the server ended for idling (57P05, idle_session_timeout) is expected, not worth a warning.
-    if (this.ownsPool) {
-      this.pool.on("error", (error) => {
-        const expected = (error as { code?: string }).code === "57P05";
-        logger[expected ? "debug" : "warn"]({ err: error }, "pgrealtime: idle pool connection failed");
-      });
-    }
+    ({ pool: this.pool, owned: this.ownsPool } = openPool(options, logger));
     this.names = namesFor(options.schema, options.table);
     this.store = new Store(this.pool, this.names);
     this.ops = new Operations({
@@ -111,6 +99,8 @@ class Instance implements Realtime {
       activity: options.activity,
       heartbeatMs: options.heartbeatMs,
       logger,
+      retention: options.retention,
+      owner: this,
       assertOpen: () => this.assertOpen(),
       connections: () => this.router.connectionSummary(),
       listenerState: () => this.listener.state,
@@ -150,6 +140,8 @@ class Instance implements Realtime {
       logger,
       streams: this.streams,
       authenticate: options.authenticate,
+      heartbeatMs: options.heartbeatMs,
+      retryMs: options.retryMs,
     };
     this.handler = createFetchHandler(this.host);
     // Methods work detached too (`const { publish } = realtime`), as on a plain object.
@@ -221,21 +213,10 @@ class Instance implements Realtime {
     else await this.store.notify(encodeDisconnect(id, this.options.secret ?? null));
   }
 
-  replay(ids: string | readonly string[]) {
-    return this.ops.replay(ids) as never;
-  }
-
-  prune(pruneOptions: PruneOptions) {
-    return this.ops.prune(pruneOptions);
-  }
-
-  stats() {
-    return this.ops.stats();
-  }
-
-  status() {
-    return this.ops.status();
-  }
+  readonly replay = ((ids: string | readonly string[]) => this.ops.replay(ids)) as Realtime["replay"];
+  readonly prune = (pruneOptions: PruneOptions) => this.ops.prune(pruneOptions);
+  readonly stats = () => this.ops.stats();
+  readonly status = () => this.ops.status();
 
   get connectionCount(): number {
     return this.router.connectionCount;
@@ -255,6 +236,7 @@ class Instance implements Realtime {
   close(): Promise<void> {
     this.closed ??= (async () => {
       this.streams.closeAll();
+      this.host.admin?.close();
       // Publishes called before close() still complete.
       await this.publisher.drain();
       this.heartbeat.update(false);
@@ -288,11 +270,7 @@ class Instance implements Realtime {
       onPayload: (payload) => this.receiver.notification(payload),
       onAttempt: (listening) => this.receiver.attempt(listening),
       onIdleSessionTimeout: (timeoutMs) => {
-        // Our own pool lets idle connections go before the server ends them, never under a query.
-        const config = (this.pool as pg.Pool & { options: pg.PoolConfig }).options;
-        if (this.ownsPool && (config.idleTimeoutMillis ?? 10_000) > timeoutMs / 2) {
-          config.idleTimeoutMillis = Math.max(1, Math.floor(timeoutMs / 2));
-        }
+        if (this.ownsPool) idleBefore(this.pool, timeoutMs);
       },
       onState: (state, previous, error) => {
         if ((state === "reconnecting" || state === "failed") && error !== undefined) {
@@ -319,7 +297,8 @@ class Instance implements Realtime {
       maxConnections: options.maxConnections,
       maxConnectionsPerUser: options.maxConnectionsPerUser,
       maxBufferedBytes: options.maxBufferedBytes,
-      waitForListener: () => this.waitForListener(),
+      waitForListener: async () =>
+        !this.closed && (await receivingWithin(this.listener, this.receiver, LISTEN_WAIT_MS)) && !this.closed,
       replay: {
         store: this.store,
         storage: options.storage,
@@ -334,30 +313,4 @@ class Instance implements Realtime {
       },
     });
   }
-
-  /** Waits (at most 5 s) until this process receives: the LISTEN connection up, the receiver started. */
-  private async waitForListener(): Promise<boolean> {
-    if (this.closed) return false;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, LISTEN_WAIT_MS);
-    });
-    let receiving = false;
-    const started = this.listener
-      .start()
-      .then(() => this.receiver.ready())
-      .then(() => {
-        receiving = true;
-      });
-    await Promise.race([started.catch(() => {}), timeout]);
-    clearTimeout(timer);
-    return receiving && this.listener.state === "listening" && !this.closed;
-  }
-}
-
-function listenConnectionConfig(options: RealtimeOptions): pg.ClientConfig {
-  const connectionString = options.listenConnectionString ?? options.connectionString;
-  if (connectionString) return { connectionString };
-  // The app's pool: reuse its connection settings (not its connections) for a dedicated session.
-  return { ...(options.pool as pg.Pool & { options: pg.PoolConfig }).options };
 }

@@ -2,6 +2,7 @@ import { backoffDelay } from "./backoff.js";
 import { rowTag } from "./cursor.js";
 import { EphemeralIntake } from "./ephemeral.js";
 import type { Hooks } from "./hooks.js";
+import type { Listener } from "./listener.js";
 import type { RowMeta } from "./router.js";
 import type { Snapshot } from "./snapshot.js";
 import { wentBack } from "./snapshot.js";
@@ -264,4 +265,25 @@ export class Receiver {
       this.retryTimer = setTimeout(resolve, ms);
     });
   }
+}
+
+/**
+ * Waits at most `ms` until this process receives: the LISTEN connection up and the receiver started.
+ * Resolves to whether it does.
+ */
+export async function receivingWithin(listener: Listener, receiver: Receiver, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  let receiving = false;
+  const started = listener
+    .start()
+    .then(() => receiver.ready())
+    .then(() => {
+      receiving = true;
+    });
+  await Promise.race([started.catch(() => {}), timeout]);
+  clearTimeout(timer);
+  return receiving && listener.state === "listening";
 }

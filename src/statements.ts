@@ -15,6 +15,15 @@ export const SESSION_SQL = {
   notify: "SELECT pg_notify($1, $2)",
 } as const;
 
+/**
+ * The retention's lock (src/retention.ts), taken on a connection of its own for one run: a session lock,
+ * so it spans the prune's batches and goes with the session if the connection is lost.
+ */
+export const RETENTION_SQL = {
+  tryLock: "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked",
+  unlock: "SELECT pg_advisory_unlock(hashtextextended($1, 0)) AS unlocked",
+} as const;
+
 /** The columns of an event row as readers take them. */
 const COLUMNS = `id::text AS id, type, scope, user_id, detail, created_at, txid::text AS txid, replay_of::text AS replay_of,
   (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us`;

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { dispatch, hostOf } from "../dispatch.js";
+import { adminFor, dispatch, hostOf } from "../dispatch.js";
 import { refuseUnknownKeys } from "../event.js";
 import type { Realtime } from "../realtime.js";
 import { createNodeResponder } from "../sinks/node.js";
 import type { EventMap, UserId } from "../types.js";
+import { toRequest, writeResponse } from "./bridge.js";
 
 /** Options of {@link toNodeHandler}. */
 export interface NodeHandlerOptions {
@@ -17,7 +18,8 @@ export interface NodeHandlerOptions {
 
 /**
  * Serves `GET {basePath}/events` and `GET {basePath}/client.js` to `node:http` and Express, writing
- * straight to the response (no Fetch bridge, which would buffer the stream).
+ * straight to the response (no Fetch bridge, which would buffer the stream), and `{basePath}/admin…`
+ * once `createAdmin` mounted the admin page on the instance.
  * As a request listener, other paths get `404`; as Express middleware, other paths go to `next()`.
  *
  * @throws TypeError on an unknown option or a non-function `authenticate`.
@@ -41,6 +43,11 @@ export function toNodeHandler<Events extends EventMap>(
   return (req, res, next) => {
     // Express strips a mount path from req.url; originalUrl keeps the path the client asked for.
     const url = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
+    const admin = adminFor(host, url.pathname);
+    if (admin) {
+      void admin.handle(toRequest(req, res)).then((response) => writeResponse(response, res, host.logger));
+      return;
+    }
     const request = {
       method: req.method ?? "GET",
       url,
@@ -54,21 +61,4 @@ export function toNodeHandler<Events extends EventMap>(
     else if (!res.headersSent)
       res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not found\n");
   };
-}
-
-/** A Fetch `Request` with the Node request's URL and headers, for an `authenticate(request)` option. */
-function toRequest(req: IncomingMessage): Request {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    // HTTP/2 pseudo-headers (":path") are not valid Fetch header names.
-    if (value === undefined || name.startsWith(":")) continue;
-    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  let url: URL;
-  try {
-    url = new URL(req.url ?? "/", `http://${req.headers.host ?? "localhost"}`);
-  } catch {
-    url = new URL(req.url ?? "/", "http://localhost");
-  }
-  return new Request(url, { method: req.method, headers });
 }

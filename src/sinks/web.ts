@@ -41,7 +41,11 @@ export function createWebResponder(signal?: AbortSignal): {
   return { responder, response };
 }
 
-function webSink(
+/**
+ * A byte-counted `ReadableStream` and the {@link Sink} that writes to it: `clientGone` runs when the
+ * reader cancels, `ended` when the sink closes or aborts. Also the admin's live feed's writer.
+ */
+export function webSink(
   clientGone: () => void,
   ended: () => void,
 ): { stream: ReadableStream<Uint8Array>; sink: Sink } {

@@ -1,0 +1,94 @@
+// Node request ⇄ Fetch conversions, in one place: a Fetch `Request` for `authenticate(request)` and for
+// the admin page, and the admin's Fetch `Response` written to a `ServerResponse`. The event stream
+// never goes through here: it has its own Node writer (sinks/node.ts).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import type { Logger } from "../types.js";
+
+/**
+ * A Fetch `Request` with the Node request's method, URL (as the client asked for it, before a mount
+ * path was stripped) and headers. Given the `res` it is answered on, the request also carries its body
+ * (or the form a body parser already consumed, such as Express's `urlencoded()`) and an abort signal
+ * that fires when the client goes away.
+ */
+export function toRequest(req: IncomingMessage, res?: ServerResponse): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    // HTTP/2 pseudo-headers (":path") are not valid Fetch header names.
+    if (value === undefined || name.startsWith(":")) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+  const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http";
+  let url: URL;
+  try {
+    url = new URL(path, `${scheme}://${req.headers.host ?? "localhost"}`);
+  } catch {
+    url = new URL(path, `${scheme}://localhost`);
+  }
+  const method = req.method ?? "GET";
+  if (!res) return new Request(url, { method, headers });
+  const gone = new AbortController();
+  res.once("close", () => gone.abort());
+  const init: RequestInit & { duplex?: "half" } = { method, headers, signal: gone.signal };
+  if (method !== "GET" && method !== "HEAD") {
+    init.body = consumedForm(req) ?? (Readable.toWeb(req) as ReadableStream<Uint8Array>);
+    // Required by Node's fetch for a streamed body.
+    init.duplex = "half";
+  }
+  return new Request(url, init);
+}
+
+/** The form a body parser already read into `req.body`, encoded again; `undefined` if none did. */
+function consumedForm(req: IncomingMessage): string | undefined {
+  const parsed = (req as { body?: unknown }).body;
+  if (!req.readableEnded || typeof parsed !== "object" || parsed === null) return undefined;
+  const form = new URLSearchParams();
+  for (const [name, value] of Object.entries(parsed)) {
+    for (const item of Array.isArray(value) ? value : [value]) form.append(name, String(item));
+  }
+  return form.toString();
+}
+
+/**
+ * Writes a Fetch `Response` to `res`: status and headers, then the body chunk by chunk as the handler
+ * produces it (a live stream is never buffered), waiting for `drain` when the socket is full. The
+ * client going away cancels the body, which ends whatever produces it.
+ */
+export async function writeResponse(response: Response, res: ServerResponse, logger: Logger): Promise<void> {
+  if (res.headersSent) return;
+  const reader = response.body?.getReader();
+  const cancel = () => void reader?.cancel().catch(() => {});
+  res.once("close", cancel);
+  try {
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 0) headers["set-cookie"] = cookies;
+    res.writeHead(response.status, headers);
+    for (;;) {
+      const chunk = await reader?.read();
+      if (!chunk || chunk.done || res.destroyed) break;
+      if (!res.write(chunk.value)) await drained(res);
+    }
+    res.end();
+  } catch (error) {
+    logger.error({ err: error }, "pgrealtime: an admin response failed while it was written");
+    res.destroy();
+  } finally {
+    res.off("close", cancel);
+  }
+}
+
+/** Resolves when `res` takes more writes, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
