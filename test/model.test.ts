@@ -32,6 +32,14 @@ const client = fc.constantFrom(0, 1, 2, 3);
 const audience = fc.constantFrom("alice", "bob", "global", "system");
 const action = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant("publish" as const), to: audience }) },
+  // Concurrent publishes of one process, coalesced into one transaction.
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("burst" as const),
+      to: fc.array(audience, { minLength: 2, maxLength: 8 }),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -222,6 +230,9 @@ async function perform(
   switch (step.kind) {
     case "publish":
       await publish(w.publisher, step.to, published);
+      return;
+    case "burst":
+      await Promise.all(step.to.map((to) => publish(w.publisher, to, published)));
       return;
     case "openTx": {
       const tx = { client: await files.pool.connect(), events: [] as Published[] };
