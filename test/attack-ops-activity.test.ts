@@ -32,10 +32,16 @@ describe("activity and replay under attack", () => {
       const count = (3 * ACTIVITY_MAX_PENDING) / 2;
       for (let start = 0; start < count; start += 1000) {
         await Promise.all(
-          Array.from({ length: 1000 }, (_, i) => realtime.publishGlobal({ type: "flood", detail: { i: start + i } })),
+          Array.from({ length: 1000 }, (_, i) =>
+            realtime.publishGlobal({ type: "flood", detail: { i: start + i } }),
+          ),
         );
       }
-      await stream.until((c) => c.events.length === count + 1, "every flood event, with activity stuck", 20_000);
+      await stream.until(
+        (c) => c.events.length === count + 1,
+        "every flood event, with activity stuck",
+        20_000,
+      );
       expect(realtime.stats().activity.dropped).toBeGreaterThan(0);
       await locker.query("COMMIT");
     } finally {
@@ -73,7 +79,7 @@ describe("activity and replay under attack", () => {
       openStream(`${two.server.url}/realtime/events?user=7`),
       openStream(`${two.server.url}/realtime/events?user=8`),
     ]);
-    const [replay, again] = (await one.realtime.replay([original.id, original.id])) as [
+    const [replay, again] = (await one.realtime.replay([original.id, original.id])) as unknown as [
       { id: string; replayOf: string },
       { id: string },
     ];
@@ -81,7 +87,8 @@ describe("activity and replay under attack", () => {
     const ofReplay = (await two.realtime.replay(replay.id)) as { replayOf: string; id: string };
     expect(ofReplay.replayOf).toBe(replay.id);
     const marker = await one.realtime.publishGlobal({ type: "marker" });
-    for (const stream of streams) await stream.until((c) => c.events.some((e) => e.id === marker.id), "marker");
+    for (const stream of streams)
+      await stream.until((c) => c.events.some((e) => e.id === marker.id), "marker");
     const [first, second, stranger] = streams.map((s) => s.events.map((e) => e.id));
     expect(first).toEqual([replay.id, again.id, ofReplay.id, marker.id]);
     expect(second).toEqual([replay.id, again.id, ofReplay.id, marker.id]);
@@ -97,14 +104,18 @@ describe("activity and replay under attack", () => {
     for (let start = 0; start < 1000; start += 500) {
       published.push(
         ...(await Promise.all(
-          Array.from({ length: 500 }, (_, i) => realtime.publishGlobal({ type: "many", detail: { i: start + i } })),
+          Array.from({ length: 500 }, (_, i) =>
+            realtime.publishGlobal({ type: "many", detail: { i: start + i } }),
+          ),
         )),
       );
     }
     const ids = published.map((event) => event.id);
     await files.pool.query(`DELETE FROM "${schema}"."events" WHERE id = $1`, [ids[500]]);
     await expect(realtime.replay(ids)).rejects.toMatchObject({ code: "NOT_FOUND" });
-    const { rows } = await files.pool.query(`SELECT count(*)::int AS n FROM "${schema}"."events" WHERE replay_of IS NOT NULL`);
+    const { rows } = await files.pool.query(
+      `SELECT count(*)::int AS n FROM "${schema}"."events" WHERE replay_of IS NOT NULL`,
+    );
     expect(rows[0].n).toBe(0);
     const kept = ids.filter((_, i) => i !== 500);
     const replays = (await realtime.replay(kept)) as Array<{ replayOf: string }>;
