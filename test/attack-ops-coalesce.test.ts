@@ -46,9 +46,9 @@ FOR EACH ROW EXECUTE FUNCTION "${schema}".refuse_poison()`);
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, (_, i) => realtime.publishGlobal({ type: "gone", detail: { i } })),
     );
-    expect(results.map((r) => (r.status === "rejected" ? (r.reason as { code?: string }).code : "stored"))).toEqual(
-      Array.from({ length: 30 }, () => "MIGRATION_REQUIRED"),
-    );
+    expect(
+      results.map((r) => (r.status === "rejected" ? (r.reason as { code?: string }).code : "stored")),
+    ).toEqual(Array.from({ length: 30 }, () => "MIGRATION_REQUIRED"));
     await realtime.migrate();
     await expect(realtime.publishGlobal({ type: "back" })).resolves.toMatchObject({ type: "back" });
   });
@@ -63,7 +63,9 @@ FOR EACH ROW EXECUTE FUNCTION "${schema}".refuse_poison()`);
     const client = await pool.connect();
     await client.query("BEGIN");
     // Queued behind the transaction's connection.
-    const burst = Array.from({ length: 40 }, (_, i) => realtime.publishGlobal({ type: "burst", detail: { i } }));
+    const burst = Array.from({ length: 40 }, (_, i) =>
+      realtime.publishGlobal({ type: "burst", detail: { i } }),
+    );
     const inTransaction = await realtime.publishGlobal({ type: "in_tx" }, { client });
     await client.query("COMMIT");
     client.release();

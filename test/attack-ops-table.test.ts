@@ -43,10 +43,15 @@ describe("two installations", () => {
     expect((await other.realtime.events.activity(b.id)).some((e) => e.kind === "replayed")).toBe(false);
   });
 
-  it("attack: storage off, schema \"<s>_b\" and schema \"<s>\" with table \"b_events\" do not hear each other", async () => {
+  it('attack: storage off, schema "<s>_b" and schema "<s>" with table "b_events" do not hear each other', async () => {
     // Both name their NOTIFY channel "<s>_b_events": `${schema}_${table}` is not one-to-one.
     const base = freshSchema("chan");
-    const left = createRealtime({ connectionString: databaseUrl(), schema: `${base}_b`, storage: false, logger: quiet });
+    const left = createRealtime({
+      connectionString: databaseUrl(),
+      schema: `${base}_b`,
+      storage: false,
+      logger: quiet,
+    });
     const right = createRealtime({
       connectionString: databaseUrl(),
       schema: base,
