@@ -14,7 +14,7 @@ export function quoteIdent(name: string): string {
 export interface Names {
   readonly schema: string;
   readonly table: string;
-  /** The NOTIFY channel: `<schema>_events`, or `<schema>_<table>` for another table. */
+  /** The NOTIFY channel: `<schema>_events`, or `<schema>.<table>` for another table. */
   readonly channel: string;
   /** The unquoted name of one of the installation's objects: `object("state")` → `"state"` or `"<table>_state"`. */
   object(base: string): string;
@@ -31,7 +31,9 @@ export interface Names {
 export function namesFor(schema: string, table = "events"): Names {
   const prefix = table === "events" ? "" : `${table}_`;
   const object = (base: string) => (base === "events" ? table : `${prefix}${base}`);
-  const channel = `${schema}_${table}`;
+  // Neither name holds a ".", so `<schema>.<table>` is one installation's alone; `<schema>_<table>` was
+  // not ("a_b" + "events" and "a" + "b_events"), and storage-off installations heard each other's events.
+  const channel = table === "events" ? `${schema}_events` : `${schema}.${table}`;
   if (Buffer.byteLength(channel) > MAX_IDENTIFIER_BYTES) {
     throw new RangeError(
       `schema and table together name the NOTIFY channel "${channel}", over PostgreSQL's ${MAX_IDENTIFIER_BYTES} bytes; shorten one of them`,

@@ -18,14 +18,18 @@ export function toRequest(req: IncomingMessage, res?: ServerResponse): Request {
     if (value === undefined || name.startsWith(":")) continue;
     headers.set(name, Array.isArray(value) ? value.join(", ") : value);
   }
-  const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+  const { pathname, search } = requestUrl(req) ?? new URL("http://localhost/");
   const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? "https" : "http";
   let url: URL;
   try {
-    url = new URL(path, `${scheme}://${req.headers.host ?? "localhost"}`);
+    url = new URL(`${scheme}://${req.headers.host ?? "localhost"}`);
   } catch {
-    url = new URL(path, `${scheme}://localhost`);
+    url = new URL(`${scheme}://localhost`);
   }
+  // Only the path and query of the target: the host is the one the client connected to (its Host
+  // header), never one named in the target (`//evil.example/…`, `http://evil.example/…`).
+  url.pathname = pathname;
+  url.search = search;
   const method = req.method ?? "GET";
   if (!res) return new Request(url, { method, headers });
   const gone = new AbortController();
@@ -37,6 +41,18 @@ export function toRequest(req: IncomingMessage, res?: ServerResponse): Request {
     init.duplex = "half";
   }
   return new Request(url, init);
+}
+
+/**
+ * The path and query the client asked for (Express's `originalUrl`, before a mount path was stripped),
+ * on a placeholder origin; `null` for a target no URL parser takes.
+ */
+export function requestUrl(req: IncomingMessage): URL | null {
+  try {
+    return new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
+  } catch {
+    return null;
+  }
 }
 
 /** The form a body parser already read into `req.body`, encoded again; `undefined` if none did. */

@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { adminFor, dispatch, hostOf } from "../dispatch.js";
+import { type AdminMount, adminFor, dispatch, hostOf } from "../dispatch.js";
 import { refuseUnknownKeys } from "../event.js";
 import type { Realtime } from "../realtime.js";
 import { createNodeResponder } from "../sinks/node.js";
-import type { EventMap, UserId } from "../types.js";
-import { toRequest, writeResponse } from "./bridge.js";
+import type { EventMap, Logger, UserId } from "../types.js";
+import { requestUrl, toRequest, writeResponse } from "./bridge.js";
+
+const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
 
 /** Options of {@link toNodeHandler}. */
 export interface NodeHandlerOptions {
@@ -42,10 +44,16 @@ export function toNodeHandler<Events extends EventMap>(
 
   return (req, res, next) => {
     // Express strips a mount path from req.url; originalUrl keeps the path the client asked for.
-    const url = new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
+    const url = requestUrl(req);
+    if (!url) {
+      // A request target no URL parser takes (`GET http://a:99999/`): nothing of ours, and no throw,
+      // which would end a node:http process.
+      res.writeHead(400, TEXT).end("Bad request\n");
+      return;
+    }
     const admin = adminFor(host, url.pathname);
     if (admin) {
-      void admin.handle(toRequest(req, res)).then((response) => writeResponse(response, res, host.logger));
+      serveAdmin(admin, req, res, host.logger);
       return;
     }
     const request = {
@@ -61,4 +69,26 @@ export function toNodeHandler<Events extends EventMap>(
     else if (!res.headersSent)
       res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not found\n");
   };
+}
+
+/**
+ * Hands one request to the admin. Fetch refuses to build a `Request` for TRACE and TRACK, which the
+ * admin would refuse anyway: they get `405` here rather than a throw out of the request listener.
+ */
+function serveAdmin(admin: AdminMount, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
+  let request: Request;
+  try {
+    request = toRequest(req, res);
+  } catch {
+    res.writeHead(405, { ...TEXT, Allow: "GET, POST" }).end("Method not allowed\n");
+    return;
+  }
+  admin
+    .handle(request)
+    .then((response) => writeResponse(response, res, logger))
+    .catch((error: unknown) => {
+      logger.error({ err: error }, "pgrealtime: an admin request failed");
+      if (!res.headersSent) res.writeHead(500, TEXT).end("Internal error\n");
+      else res.destroy();
+    });
 }
