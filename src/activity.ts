@@ -30,6 +30,7 @@ export class ActivityLog {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | null = null;
   private lastWarnAt = 0;
+  private closing = false;
 
   constructor(
     private readonly history: History,
@@ -59,12 +60,15 @@ export class ActivityLog {
   flush(): Promise<void> {
     this.flushing ??= this.write().finally(() => {
       this.flushing = null;
+      // What piled up while this write was slow goes out with the next one.
+      if (this.pending.size > 0) this.schedule();
     });
     return this.flushing;
   }
 
   /** Writes what is pending and stops the timer. */
   async close(): Promise<void> {
+    this.closing = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.flushing;
@@ -89,7 +93,12 @@ export class ActivityLog {
       return;
     }
     // A `userId` of `null` is anonymous for "sent" and none for "dispatched".
-    this.pending.set(key, { eventId, kind, userId: userId, connections, resumed });
+    this.pending.set(key, { eventId, kind, userId, connections, resumed });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closing) return;
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.flush();

@@ -3,6 +3,13 @@ import type { Logger, RealtimeOptions } from "./types.js";
 
 const SCHEMA_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,49}$/;
 const TABLE_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,29}$/;
+const TAKEN_TABLE_NAMES: ReadonlySet<string> = new Set([
+  "migrations",
+  "state",
+  "controls",
+  "activity",
+  "processes",
+]);
 const BASE_PATH_PATTERN = /^(\/[A-Za-z0-9._~-]+)*$/;
 const MIN_SECRET_BYTES = 32;
 
@@ -111,7 +118,15 @@ const OPTIONS = {
   onReceive: { check: fn, default: undefined },
   beforeSend: { check: syncFn, default: undefined },
   table: {
-    check: matching(TABLE_PATTERN, 'a letter or "_" followed by up to 29 letters, digits or "_"'),
+    check: (value, name) => {
+      matching(TABLE_PATTERN, 'a letter or "_" followed by up to 29 letters, digits or "_"')(value, name);
+      // Beside the default installation, these names are its own tables.
+      if (TAKEN_TABLE_NAMES.has(value as string)) {
+        throw new TypeError(
+          `${name} "${value}" is the name of one of pgrealtime's own tables; choose another`,
+        );
+      }
+    },
     default: "events",
   },
   activity: { check: bool, default: true },

@@ -74,8 +74,19 @@ export interface PublisherOptions {
 /** Events one coalesced statement stores at most, and the bytes of JSON it carries at most. */
 const MAX_BATCH_EVENTS = 500;
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
-/** SQLSTATE classes of an error one row can cause (data exception, constraint violation, row too large). */
-const ROW_ERROR_CLASSES = new Set(["22", "23", "54"]);
+/**
+ * SQLSTATE classes of an error that is the connection's or the server's, not a row's: connection
+ * exceptions, insufficient resources, operator intervention, system errors, internal errors. Any other
+ * error of a batch (a constraint, a trigger's RAISE, bad data) may be one row's.
+ */
+const SERVER_ERROR_CLASSES = new Set(["08", "53", "57", "58", "XX"]);
+
+/** Whether a failed batch should be retried one event at a time to find the row that failed it. */
+function mayBeOneRows(error: unknown): boolean {
+  if (error instanceof RealtimeError) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.length === 5 && !SERVER_ERROR_CLASSES.has(code.slice(0, 2));
+}
 
 interface Waiting {
   event: PreparedEvent;
@@ -137,10 +148,12 @@ class Coalescer {
     if (batch.length > 1) {
       try {
         const stored = await this.store.insertMany(batch.map((waiting) => waiting.event));
-        batch.forEach((waiting, index) => waiting.resolve(stored[index] as { id: string; createdAt: Date }));
+        for (const [index, waiting] of batch.entries()) {
+          waiting.resolve(stored[index] as { id: string; createdAt: Date });
+        }
         return;
       } catch (error) {
-        if (!ROW_ERROR_CLASSES.has(String((error as { code?: unknown }).code).slice(0, 2))) {
+        if (!mayBeOneRows(error)) {
           for (const waiting of batch) waiting.reject(error);
           return;
         }

@@ -162,8 +162,19 @@ describe("answers", () => {
     }
     const put = await fetch(admin, { method: "PUT", headers: { cookie: session.cookie } });
     expect(put.status).toBe(405);
-    expect(put.headers.get("allow")).toBe("GET");
+    expect(put.headers.get("allow")).toBe("GET, HEAD");
     expect(await realtime.currentEventId()).toBe(before);
+  });
+
+  it("answers HEAD like GET without a body (uptime checks), behind authorize too", async () => {
+    const { admin } = await servedAdmin();
+    const session = await staffSession(admin);
+    const head = await fetch(`${admin}/overview`, { method: "HEAD", headers: { cookie: session.cookie } });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-type")).toMatch(/^text\/html/);
+    expectSecurityHeaders(head);
+    expect(await head.text()).toBe("");
+    expect((await fetch(`${admin}/overview`, { method: "HEAD" })).status).toBe(403);
   });
 });
 

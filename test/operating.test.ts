@@ -147,6 +147,9 @@ describe("the table option", () => {
     const connectionString = databaseUrl();
     expect(() => createRealtime({ connectionString, table: "bad-name" })).toThrow(/table must be a letter/);
     expect(() => createRealtime({ connectionString, table: "t".repeat(31) })).toThrow(/table must be/);
+    expect(() => createRealtime({ connectionString, table: "activity" })).toThrow(
+      /one of pgrealtime's own tables/,
+    );
     expect(() => createRealtime({ connectionString, schema: "s".repeat(50), table: "t".repeat(20) })).toThrow(
       /over PostgreSQL's 63 bytes/,
     );

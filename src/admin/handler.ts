@@ -23,6 +23,9 @@ interface Route {
   handle(context: AdminContext, param: string): Response | Promise<Response>;
 }
 
+/** An `authorize` that has not settled by then refuses the request (403), so no admin request hangs. */
+const AUTHORIZE_TIMEOUT_MS = 10_000;
+
 /** Sent with every admin answer, refusals included. No inline script or style exists to allow. */
 const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "Content-Security-Policy":
@@ -68,8 +71,10 @@ export function createAdminHandler(
     const found = routes.find(([pattern]) => pattern.test(rest));
     if (!found) return text(404, "Not found");
     const [pattern, route] = found;
-    if (request.method !== route.method) {
-      return text(405, "Method not allowed", { Allow: route.method });
+    // HEAD is a GET without its body (uptime checks, `curl -I`); it changes nothing either.
+    const head = request.method === "HEAD" && route.method === "GET";
+    if (request.method !== route.method && !head) {
+      return text(405, "Method not allowed", { Allow: route.method === "GET" ? "GET, HEAD" : route.method });
     }
     const { token, setCookie } = tokenOf(request, prefix);
     const context: AdminContext = { realtime, request, url, basePath, prefix, token, logger };
@@ -80,15 +85,33 @@ export function createAdminHandler(
       response = failure(context, error);
     }
     if (setCookie) response.headers.append("Set-Cookie", setCookie);
+    if (head) {
+      await response.body?.cancel();
+      response = new Response(null, { status: response.status, headers: response.headers });
+    }
     return secured(response);
   }
 
   async function allowed(request: Request): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return (await authorize(request)) === true;
+      const verdict = await Promise.race([
+        Promise.resolve().then(() => authorize(request)),
+        new Promise<"timeout">((resolve) => {
+          timer = setTimeout(() => resolve("timeout"), AUTHORIZE_TIMEOUT_MS);
+        }),
+      ]);
+      if (verdict === "timeout") {
+        logger.error(
+          `pgrealtime: the admin's authorize did not settle within ${AUTHORIZE_TIMEOUT_MS} ms; request refused`,
+        );
+      }
+      return verdict === true;
     } catch (error) {
       logger.error({ err: error }, "pgrealtime: the admin's authorize threw; request refused");
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
