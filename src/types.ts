@@ -116,7 +116,7 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
   storage?: boolean;
   /**
    * The PostgreSQL schema of the events table, default `"pgrealtime"`: a letter or `_`, then up to
-   * 49 letters, digits or `_`. The NOTIFY channel is `<schema>_events` (`<schema>_<table>`).
+   * 49 letters, digits or `_`. The NOTIFY channel is `<schema>_events` (`<schema>.<table>` with another `table`).
    */
   schema?: string;
   /** URL prefix of the endpoints, default `"/realtime"`: `{basePath}/events`, `{basePath}/client.js`. */
@@ -172,7 +172,7 @@ export interface RealtimeOptions<Events extends EventMap = DefaultEvents> {
   /**
    * The name of the events table in `schema`, default `"events"`: a letter or `_`, then up to 29
    * letters, digits or `_`. With another name, the library's other tables in the schema are prefixed
-   * with it (`<table>_activity`, …) and the NOTIFY channel is `<schema>_<table>`, so several tables
+   * with it (`<table>_activity`, …) and the NOTIFY channel is `<schema>.<table>`, so several tables
    * can share a schema.
    */
   table?: string;
