@@ -36,6 +36,8 @@ export interface Responder {
 /** What the route table needs from a realtime instance. */
 export interface Host {
   basePath: string;
+  /** The `storage` option: the admin page reads the events table. */
+  storage: boolean;
   logger: Logger;
   streams: Streams;
   /** The instance's own `authenticate(request: Request)`, if any. */

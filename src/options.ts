@@ -167,6 +167,11 @@ export function resolveOptions(options: RealtimeOptions): ResolvedOptions {
       "createRealtime needs a database: pass connectionString (e.g. process.env.DATABASE_URL) or pool",
     );
   }
+  if (options.storage === false && options.retention !== undefined && options.retention !== false) {
+    throw new TypeError(
+      "retention deletes stored events, and this instance has storage: false; drop one of them",
+    );
+  }
   const resolved: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(OPTIONS)) {
     const value = (options as Record<string, unknown>)[name];

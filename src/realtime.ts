@@ -137,6 +137,7 @@ class Instance implements Realtime {
     });
     this.host = {
       basePath: options.basePath,
+      storage: options.storage,
       logger,
       streams: this.streams,
       authenticate: options.authenticate,

@@ -41,6 +41,9 @@ describe("createAdmin", () => {
       /unknown option "basePath"; the options are authorize/,
     );
     expect(() => create({}, { authorize: () => true })).toThrow(/createRealtime/);
+    const { realtime: storageOff } = await migratedRealtime({ storage: false });
+    await closedLater(storageOff);
+    expect(() => create(storageOff, { authorize: () => true })).toThrow(/storage: false/);
     // Nothing was mounted by the refused calls: the first valid one is accepted, the next refused.
     expect(() => create(realtime, { authorize: () => true })).not.toThrow();
     expect(() => create(realtime, { authorize: () => true })).toThrow(/already has an admin page/);

@@ -67,6 +67,11 @@ export function createAdmin<Events extends EventMap>(
     );
   }
   if (host.admin) throw new TypeError("createAdmin: this realtime instance already has an admin page");
+  if (!host.storage) {
+    throw new TypeError(
+      "createAdmin: the admin page reads the events table; this instance has storage: false",
+    );
+  }
   const admin = createAdminHandler(realtime as unknown as Realtime, {
     basePath: host.basePath,
     heartbeatMs: host.heartbeatMs,

@@ -80,7 +80,9 @@ export function parseCommand<const O extends Options>(
 export function usageErrorOf(error: unknown): unknown {
   const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
   if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) return error;
-  return new UsageError((error as Error).message.replace(/\s*\n\s*/g, " "));
+  // The first sentence says what was wrong; Node's advice after it (about "--") only confuses here.
+  const [first] = (error as Error).message.replace(/\s*\n\s*/g, " ").split(/\.\s/);
+  return new UsageError(first ?? (error as Error).message);
 }
 
 /**
