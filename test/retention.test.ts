@@ -265,14 +265,13 @@ describe("the retention option", () => {
     expect(await ids(schema, "activity", "event_id")).toEqual(kept);
   });
 
-  it("is scheduled every tenth of the retention (at most hourly), and only with storage and a retention", async () => {
+  it("is scheduled every tenth of the retention (at most hourly), and only with a retention; refused without storage", async () => {
     const on = await migratedRealtime({ retention: "2h" });
     const off = await migratedRealtime();
-    const storageOff = await migratedRealtime({ storage: false, retention: "2h" });
-    for (const { realtime } of [on, off, storageOff]) cleanup("instance", () => realtime.close());
+    for (const { realtime } of [on, off]) cleanup("instance", () => realtime.close());
     expect(retentionOf(on.realtime)?.intervalMs).toBe(720_000);
     expect(retentionOf(off.realtime)).toBeUndefined();
-    expect(retentionOf(storageOff.realtime)).toBeUndefined();
+    await expect(migratedRealtime({ storage: false, retention: "2h" })).rejects.toThrow(/storage: false/);
   });
 
   it("sends a client resuming from below a pruned id a reset with reason pruned; a recent one resumes", async () => {

@@ -80,9 +80,10 @@ export function parseCommand<const O extends Options>(
 export function usageErrorOf(error: unknown): unknown {
   const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
   if (typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS_")) return error;
-  // The first sentence says what was wrong; Node's advice after it (about "--") only confuses here.
-  const [first] = (error as Error).message.replace(/\s*\n\s*/g, " ").split(/\.\s/);
-  return new UsageError(first ?? (error as Error).message);
+  const message = (error as Error).message.replace(/\s*\n\s*/g, " ");
+  // For an unknown option, Node's advice after the first sentence (about "--") only confuses here.
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return new UsageError(message.split(/\.\s/)[0] ?? message);
+  return new UsageError(message);
 }
 
 /**
