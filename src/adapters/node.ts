@@ -22,17 +22,23 @@ export interface NodeHandlerOptions {
  * Serves `GET {basePath}/events` and `GET {basePath}/client.js` to `node:http` and Express, writing
  * straight to the response (no Fetch bridge, which would buffer the stream), and `{basePath}/admin…`
  * once `createAdmin` mounted the admin page on the instance.
- * As a request listener, other paths get `404`; as Express middleware, other paths go to `next()`.
+ * As a request listener, other paths get `404`; as Express or Koa middleware, other paths go to `next()`.
+ *
+ * The returned promise resolves once a request it took is done (its response ended or the client gone),
+ * or with what `next()` returned: Koa awaits it, so Koa answers (its 404) only requests we passed on and
+ * never writes into our stream, and a rejection from Koa's downstream middleware reaches Koa's error
+ * handling instead of becoming an unhandled rejection. Node and Express ignore it; it never rejects there.
  *
  * @throws TypeError on an unknown option or a non-function `authenticate`.
  * @example
  * http.createServer(toNodeHandler(realtime, { authenticate: (req) => sessionUser(req) })).listen(3000);
  * app.use(toNodeHandler(realtime, { authenticate: (req) => req.session?.userId ?? null }));
+ * koa.use((ctx, next) => handler(ctx.req, ctx.res, next)); // returns the promise: Koa waits for it
  */
 export function toNodeHandler<Events extends EventMap>(
   realtime: Realtime<Events>,
   options: NodeHandlerOptions | null = {},
-): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void {
+): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => unknown) => Promise<void> {
   const host = hostOf(realtime);
   refuseUnknownKeys(options ?? {}, ["authenticate"], "toNodeHandler", "option");
   const own = options?.authenticate;
@@ -49,12 +55,12 @@ export function toNodeHandler<Events extends EventMap>(
       // A request target no URL parser takes (`GET http://a:99999/`): nothing of ours, and no throw,
       // which would end a node:http process.
       res.writeHead(400, TEXT).end("Bad request\n");
-      return;
+      return done(res);
     }
     const admin = adminFor(host, url.pathname);
     if (admin) {
       serveAdmin(admin, req, res, host.logger);
-      return;
+      return done(res);
     }
     const request = {
       method: req.method ?? "GET",
@@ -64,11 +70,21 @@ export function toNodeHandler<Events extends EventMap>(
         return Array.isArray(value) ? value.join(", ") : value;
       },
     };
-    if (dispatch(host, request, createNodeResponder(req, res), () => authenticate(req))) return;
-    if (next) next();
-    else if (!res.headersSent)
-      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not found\n");
+    if (dispatch(host, request, createNodeResponder(req, res), () => authenticate(req))) return done(res);
+    if (next) return Promise.resolve(next()).then(() => {});
+    if (!res.headersSent) res.writeHead(404, TEXT).end("Not found\n");
+    return Promise.resolve();
   };
+}
+
+/**
+ * Resolves when `res` is over: ended and flushed, or its connection closed. A stream is answered
+ * asynchronously (after `authenticate`), so a framework that answers once our middleware's promise
+ * settles (Koa's respond(): its 404, or "OK" appended to our stream) must not run before this.
+ */
+function done(res: ServerResponse): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => res.once("close", () => resolve()));
 }
 
 /**
