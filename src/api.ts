@@ -156,8 +156,14 @@ export interface Realtime<Events extends EventMap = DefaultEvents> {
   /**
    * The Fetch API handler: `GET {basePath}/events` (the stream) and `GET {basePath}/client.js`;
    * `404` for any other path.
+   *
+   * @param server what the runtime passes as its fetch handler's second argument. Bun's server
+   *   (`Bun.serve({ fetch: realtime.handler })` passes it): each event stream's per-request idle timeout
+   *   is lifted with `server.timeout(request, 0)`, since Bun's default (10 s) is shorter than
+   *   `heartbeatMs`. Anything without a `timeout` method is ignored.
+   * @example Bun.serve({ fetch: realtime.handler });
    */
-  handler(request: Request): Promise<Response>;
+  handler(request: Request, server?: unknown): Promise<Response>;
   /**
    * The tag that loads and connects the browser client, for the page's `<head>`.
    *
