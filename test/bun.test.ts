@@ -13,7 +13,7 @@ import { migratedRealtime } from "./support/server.js";
 import { openStream, type SseClient } from "./support/sse.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const FIXTURE = fileURLToPath(new URL("./fixtures/bun-server.ts", import.meta.url));
+const FIXTURE = fileURLToPath(new URL("./fixtures/bun-server.js", import.meta.url));
 
 /**
  * The Bun binary the `bun` package installed for this platform as an optional dependency (its own
