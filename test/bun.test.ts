@@ -3,7 +3,7 @@
 // default, checked in 4 s ticks: after 8 to 12 s), while a stream's first heartbeat may come up to
 // heartbeatMs (15 s) after it connected; the handler lifts the timeout of each event stream.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -34,6 +34,15 @@ function bunBinary(): { path: string } | { missing: string } {
     }
     const binary = path.join(folder, "bin", process.platform === "win32" ? "bun.exe" : "bun");
     if (existsSync(binary)) return { path: binary };
+  }
+  // Where the `bun` package's postinstall moves the platform binary when npm runs it (the file is a
+  // small placeholder until then).
+  try {
+    const linked = path.join(path.dirname(require.resolve("bun/package.json")), "bin", "bun.exe");
+    tried.push(linked);
+    if (existsSync(linked) && statSync(linked).size > 1_000_000) return { path: linked };
+  } catch {
+    // No `bun` package.
   }
   return {
     missing: `no Bun binary for ${process.platform}-${process.arch} (looked for ${tried.join(", ")})`,
