@@ -14,8 +14,11 @@ const TEXT = { "Content-Type": "text/plain; charset=utf-8" };
 
 /** Options of {@link realtimePlugin}, passed as `app.register(realtimePlugin, options)`. */
 export interface RealtimePluginOptions {
-  /** What `createRealtime` returned. Required. */
-  realtime: Realtime<EventMap>;
+  /**
+   * What `createRealtime` returned (of any `Events` map: only the parts every instance shares are
+   * named here, and the instance is checked at register). Required.
+   */
+  realtime: Pick<Realtime<EventMap>, "handler" | "close">;
   /**
    * Who the stream's request belongs to, read from Fastify's own request (a decorated `request.user`,
    * a session, a header): the user id, or `null` for anonymous; sync or async. Default: the realtime
@@ -24,11 +27,9 @@ export interface RealtimePluginOptions {
   authenticate?: (request: FastifyRequest) => UserId | null | undefined | Promise<UserId | null | undefined>;
   /** Fastify's own register option: the routes are served at `{prefix}{basePath}/…`. Default: none. */
   prefix?: string;
-  /** Fastify's own register options, accepted and left to Fastify. */
-  logLevel?: string;
-  logSerializers?: Record<string, (value: unknown) => unknown>;
 }
 
+// Fastify hands its own register options (`prefix`, `logLevel`, `logSerializers`) to the plugin too.
 const KNOWN = ["realtime", "authenticate", "prefix", "logLevel", "logSerializers"];
 
 /**

@@ -38,7 +38,17 @@ export function startCli(
   env: Record<string, string | undefined> = {},
   timeoutMs = 20_000,
 ): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  return startScript(CLI, args, env, timeoutMs);
+}
+
+/** Starts the Node script `file` (an example app) with `args`, as {@link startCli} starts the CLI. */
+export function startScript(
+  file: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  timeoutMs = 20_000,
+): Running {
+  const child = spawn(process.execPath, [file, ...args], {
     env: environment(env),
     stdio: ["ignore", "pipe", "pipe"],
   });
