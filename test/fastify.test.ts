@@ -7,6 +7,7 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { type RealtimePluginOptions, realtimePlugin } from "../src/adapters/fastify.js";
 import { createAdmin } from "../src/admin/index.js";
 import type { Logger, Realtime, RealtimeOptions } from "../src/index.js";
+import { staffOnly, staffSession } from "./support/admin.js";
 import { migratedRealtime } from "./support/server.js";
 import { cursorPattern, openStream, SseClient } from "./support/sse.js";
 
@@ -188,6 +189,28 @@ describe("Fastify 5 plugin", () => {
       expect(response.status, path).toBe(404);
       await response.arrayBuffer();
     }
+  });
+
+  it("serves the admin page and its urlencoded replay form, which Fastify's own parsers would refuse", async () => {
+    const { realtime, url } = await fastifyServing(async (app, realtime) => {
+      createAdmin(realtime, { authorize: staffOnly });
+      await app.register(realtimePlugin, { realtime });
+    });
+    const watcher = await openStream(`${url}/realtime/events`);
+    const original = await realtime.publishGlobal({ type: "to_replay" });
+    await watcher.waitForEvents(1);
+    expect((await fetch(`${url}/realtime/admin`)).status).toBe(403);
+    const session = await staffSession(`${url}/realtime/admin`);
+    const list = await session.get("");
+    expect(list.status).toBe(200);
+    expect(await list.text()).toContain("to_replay");
+    const replayed = await session.replay([
+      ["csrf", session.token],
+      ["id", original.id],
+    ]);
+    expect(replayed.status).toBe(303);
+    await watcher.waitForEvents(2);
+    expect(watcher.events.map((e) => e.type)).toEqual(["to_replay", "to_replay"]);
   });
 
   it("keeps @fastify/cors headers on the stream and on client.js", async () => {

@@ -40,9 +40,10 @@ const KNOWN = ["realtime", "authenticate", "prefix", "logLevel", "logSerializers
  * `onResponse` hooks do not run for these routes. `app.close()` ends the streams this plugin serves;
  * `realtime.close()` ends every stream.
  *
- * With a `prefix`, `realtime.scriptTag()` and the admin page's links still start at `{basePath}`: write
- * the script tag as `<script src="{prefix}{basePath}/client.js" defer>` (the client finds the stream
- * beside its own URL), and mount the admin without a prefix.
+ * With a `prefix`, `realtime.scriptTag()` still points at `{basePath}`: write the tag as
+ * `<script src="{prefix}{basePath}/client.js" defer>` (the client finds the stream beside its own URL).
+ * The admin page's links and form cookie start at `{basePath}` too: with the admin, register without a
+ * prefix and put it in `basePath` (`"/api/realtime"`).
  *
  * @throws TypeError (at register) when `realtime` is missing or not what `createRealtime` returned, on
  * an unknown option, or a non-function `authenticate`.
@@ -78,7 +79,9 @@ export async function realtimePlugin(
 
   const handler = (request: FastifyRequest, reply: FastifyReply) => {
     const [rawPath = "", query = ""] = (request.raw.url ?? "/").split(/\?(.*)/s);
-    const url = new URL(rawPath.slice(fastify.prefix.length) || "/", "http://localhost");
+    // Set as a path, never parsed from the target: `//host/…` must not become a host.
+    const url = new URL("http://localhost");
+    url.pathname = rawPath.slice(fastify.prefix.length);
     url.search = query;
     const admin = adminFor(host, url.pathname);
     if (!admin && !matchRoute(host.basePath, url.pathname)) return reply.callNotFound();
