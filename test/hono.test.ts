@@ -2,7 +2,7 @@
 // client. The user comes from an earlier middleware (`c.set("user", …)`), as a session or JWT
 // middleware would set it, and the adapter's `authenticate` reads it from Hono's own context.
 import { getRequestListener } from "@hono/node-server";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { realtime as honoRealtime, realtimeMiddleware } from "../src/adapters/hono.js";
@@ -23,7 +23,7 @@ async function honoServing(configure: (app: Hono<AppEnv>, realtime: Realtime) =>
     await next();
   });
   configure(app, realtime);
-  app.use(realtimeMiddleware(realtime, { authenticate: (c) => c.get("user")?.id ?? null }));
+  app.use(realtimeMiddleware(realtime, { authenticate: (c: Context<AppEnv>) => c.get("user")?.id ?? null }));
   app.get("/hello", (c) => c.text(`hello ${c.get("user")?.id ?? "anonymous"}`));
   const server = await listen(getRequestListener(app.fetch));
   onTestFinished(() => server.close());

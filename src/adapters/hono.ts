@@ -6,12 +6,15 @@ import type { EventMap, UserId } from "../types.js";
 import { serveFetch } from "./fetch.js";
 
 /** Options of {@link realtime} (alias {@link realtimeMiddleware}). */
-export interface HonoRealtimeOptions<E extends Env = Env> {
+export interface HonoRealtimeOptions<
+  // biome-ignore lint/suspicious/noExplicitAny: Hono's own default: unannotated, `c.get` takes any key.
+  E extends Env = any,
+> {
   /**
    * Who the stream's request belongs to, read from Hono's own context: the user id, or `null` (or
    * `undefined`) for anonymous. Runs once per stream, after every middleware registered before this one,
-   * so `c.get("user")` holds what your session or JWT middleware set. May be async; a throw answers `500`
-   * (logged), never an anonymous stream. Default: the realtime instance's own `authenticate`, given
+   * so `c.get("user")` holds what your session or JWT middleware set (annotate `c: Context<AppEnv>` for
+   * its type). May be async; a throw answers `500` (logged), never an anonymous stream. Default: the realtime instance's own `authenticate`, given
    * `c.req.raw`; without one, every stream is anonymous.
    */
   authenticate?: (c: Context<E>) => UserId | null | undefined | Promise<UserId | null | undefined>;
@@ -32,15 +35,20 @@ export interface HonoRealtimeOptions<E extends Env = Env> {
  * @throws TypeError when `instance` is not a realtime instance, on an unknown option, or when
  *   `authenticate` is not a function.
  * @example
- * import { Hono } from "hono";
+ * import { type Context, Hono } from "hono";
  * import { realtimeMiddleware } from "pgrealtime/hono";
  *
- * const app = new Hono<{ Variables: { user: { id: string } | null } }>();
+ * type AppEnv = { Variables: { user: { id: string } | null } };
+ * const app = new Hono<AppEnv>();
  * app.use(async (c, next) => { c.set("user", await sessionUser(c)); await next(); });
- * app.use(realtimeMiddleware(realtime, { authenticate: (c) => c.get("user")?.id ?? null }));
+ * app.use(realtimeMiddleware(realtime, { authenticate: (c: Context<AppEnv>) => c.get("user")?.id ?? null }));
  * app.get("/", (c) => c.html(page));
  */
-export function realtime<Events extends EventMap, E extends Env = Env>(
+export function realtime<
+  Events extends EventMap,
+  // biome-ignore lint/suspicious/noExplicitAny: as above; annotating `c: Context<AppEnv>` infers `E`.
+  E extends Env = any,
+>(
   instance: Realtime<Events>,
   options: HonoRealtimeOptions<E> | null = {},
 ): MiddlewareHandler<E> {
