@@ -48,10 +48,7 @@ export function realtime<
   Events extends EventMap,
   // biome-ignore lint/suspicious/noExplicitAny: as above; annotating `c: Context<AppEnv>` infers `E`.
   E extends Env = any,
->(
-  instance: Realtime<Events>,
-  options: HonoRealtimeOptions<E> | null = {},
-): MiddlewareHandler<E> {
+>(instance: Realtime<Events>, options: HonoRealtimeOptions<E> | null = {}): MiddlewareHandler<E> {
   const host = hostOf(instance);
   refuseUnknownKeys(options ?? {}, ["authenticate"], "pgrealtime/hono realtime()", "option");
   const own = options?.authenticate;
