@@ -1,14 +1,20 @@
 // pgrealtime/hono: a real Hono 4 app served by @hono/node-server on an ephemeral port, read by a real SSE
 // client. The user comes from an earlier middleware (`c.set("user", …)`), as a session or JWT
 // middleware would set it, and the adapter's `authenticate` reads it from Hono's own context.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { getRequestListener } from "@hono/node-server";
 import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { realtime as honoRealtime, realtimeMiddleware } from "../src/adapters/hono.js";
 import type { Realtime } from "../src/index.js";
+import { databaseUrl, freshSchema } from "./support/database.js";
 import { listen, migratedRealtime } from "./support/server.js";
 import { cursorPattern, openStream, SseClient } from "./support/sse.js";
+
+const EXAMPLE = fileURLToPath(new URL("../examples/hono/server.js", import.meta.url));
 
 type AppEnv = { Variables: { user: { id: string } | null } };
 
@@ -174,5 +180,42 @@ describe("pgrealtime/hono", () => {
       "expected the object that createRealtime() returned",
     );
     expect(honoRealtime).toBe(realtimeMiddleware);
+  });
+
+  it("runs examples/hono/server.js (the built package, as a user imports it): a signed-in stream gets its notice", async () => {
+    const schema = freshSchema("ex_hono");
+    const child = spawn(process.execPath, [EXAMPLE], {
+      env: { ...process.env, DATABASE_URL: databaseUrl(), PGREALTIME_SCHEMA: schema, PORT: "0" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    while (!/listening on (http:\S+)\//.test(out)) {
+      const [chunk] = (await Promise.race([once(child.stdout, "data"), once(child, "exit")])) as [unknown];
+      if (typeof chunk !== "string") throw new Error(`the example exited before listening: ${out}`);
+      out += chunk;
+    }
+    const url = (/listening on (http:\S+)\//.exec(out) as RegExpExecArray)[1] as string;
+
+    const login = await fetch(`${url}/login/alice`, { redirect: "manual" });
+    const cookie = (login.headers.get("set-cookie") as string).split(";")[0] as string;
+    const page = await (await fetch(`${url}/`, { headers: { cookie } })).text();
+    expect(page).toContain('<script src="/realtime/client.js" defer></script>');
+    expect(page).toContain("Signed in as alice");
+    const alice = await SseClient.open(`${url}/realtime/events`, { headers: { cookie } });
+    onTestFinished(() => alice.close());
+    expect(JSON.parse((await alice.next("connected")).data)).toEqual({ userId: "alice" });
+    const anonymous = await openStream(`${url}/realtime/events`);
+    const { id } = await (await fetch(`${url}/notify/alice`, { method: "POST" })).json();
+    await alice.waitForEvents(1);
+    expect(alice.events).toMatchObject([{ id, type: "notice", scope: "user" }]);
+    expect(anonymous.events).toEqual([]);
+
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    expect(code).toBe(0);
   });
 });
