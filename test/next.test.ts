@@ -1,9 +1,11 @@
 // pgrealtime/next: the App Router handlers called as Next calls them, with a plain `Request` (NextRequest
 // is one) and the route's context as a second argument, their streamed Response bodies read as a browser
 // would. A real `next build` + `next start` is left to CI (minutes here).
-import { describe, expect, it, onTestFinished } from "vitest";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { createRouteHandlers } from "../src/adapters/next.js";
 import type { Realtime } from "../src/index.js";
+import { databaseUrl, freshSchema } from "./support/database.js";
 import { migratedRealtime } from "./support/server.js";
 
 const BASE = "http://app.test";
@@ -163,5 +165,30 @@ describe("pgrealtime/next", () => {
     expect(() => createRouteHandlers(null as never)).toThrow(
       "expected the object that createRealtime() returned",
     );
+  });
+
+  it("the example route (examples/next, importing the built package): Node runtime, dynamic, and a signed-in stream", async () => {
+    vi.stubEnv("DATABASE_URL", databaseUrl());
+    vi.stubEnv("PGREALTIME_SCHEMA", freshSchema("ex_next"));
+    onTestFinished(() => vi.unstubAllEnvs());
+    const route = await import(
+      fileURLToPath(new URL("../examples/next/app/realtime/[...path]/route.js", import.meta.url))
+    );
+    const { realtime } = await import(
+      fileURLToPath(new URL("../examples/next/lib/realtime.js", import.meta.url))
+    );
+    onTestFinished(() => realtime.close());
+    await realtime.migrate();
+    expect([route.runtime, route.dynamic]).toEqual(["nodejs", "force-dynamic"]);
+    const stream = await openBody(
+      await route.GET(
+        new Request(`${BASE}/realtime/events`, { headers: { cookie: "theme=dark; user=alice" } }),
+      ),
+    );
+    expect(await stream.until((t) => t.includes("event: connected"))).toContain('data: {"userId":"alice"}');
+    const sent = await realtime.publish({ userId: "alice", type: "notice" });
+    expect(events(await stream.until((t) => t.includes(`"id":"${sent.id}"`)))).toEqual([
+      { id: sent.id, type: "notice" },
+    ]);
   });
 });
