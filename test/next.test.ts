@@ -170,7 +170,9 @@ describe("pgrealtime/next", () => {
   it("the example route (examples/next, importing the built package): Node runtime, dynamic, and a signed-in stream", async () => {
     vi.stubEnv("DATABASE_URL", databaseUrl());
     vi.stubEnv("PGREALTIME_SCHEMA", freshSchema("ex_next"));
-    onTestFinished(() => vi.unstubAllEnvs());
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+    });
     const route = await import(
       fileURLToPath(new URL("../examples/next/app/realtime/[...path]/route.js", import.meta.url))
     );
