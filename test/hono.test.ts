@@ -9,7 +9,9 @@ import { type Context, Hono } from "hono";
 import { cors } from "hono/cors";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { realtime as honoRealtime, realtimeMiddleware } from "../src/adapters/hono.js";
+import { createAdmin } from "../src/admin/index.js";
 import type { Realtime } from "../src/index.js";
+import { STAFF_COOKIE, staffOnly } from "./support/admin.js";
 import { databaseUrl, freshSchema } from "./support/database.js";
 import { listen, migratedRealtime } from "./support/server.js";
 import { cursorPattern, openStream, SseClient } from "./support/sse.js";
@@ -97,6 +99,17 @@ describe("pgrealtime/hono", () => {
     // Set by cors after next(), on our streamed response.
     expect(headers.get("vary")).toBe("Origin");
     expect(headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
+  });
+
+  it("serves the admin page once createAdmin mounted it, with its own authorization", async () => {
+    const { url } = await honoServing((_app, realtime) => {
+      createAdmin(realtime, { authorize: staffOnly });
+    });
+    const staff = await fetch(`${url}/realtime/admin`, { headers: { cookie: STAFF_COOKIE } });
+    expect(staff.status).toBe(200);
+    expect(staff.headers.get("content-type")).toMatch(/^text\/html/);
+    expect(await staff.text()).toContain("<html");
+    expect((await fetch(`${url}/realtime/admin`)).status).toBe(403);
   });
 
   it("resumes from Last-Event-ID with only what the stream missed", async () => {
