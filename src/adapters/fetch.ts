@@ -1,6 +1,6 @@
-import { adminFor, dispatch, type Host, type Responder } from "../dispatch.js";
+import { adminFor, dispatch, type Host, matchRoute, type Responder } from "../dispatch.js";
 import { createWebResponder } from "../sinks/web.js";
-import type { Logger } from "../types.js";
+import type { Logger, UserId } from "../types.js";
 
 /**
  * The Fetch API handler of a realtime instance (`realtime.handler`): our routes, the admin page once
@@ -8,24 +8,36 @@ import type { Logger } from "../types.js";
  * (Bun's `Server`); see {@link liftIdleTimeout}.
  */
 export function createFetchHandler(host: Host): (request: Request, server?: unknown) => Promise<Response> {
-  return async (request, server) => {
-    const url = new URL(request.url);
-    const admin = adminFor(host, url.pathname);
-    if (admin) return admin.handle(request);
-    const { responder, response } = createWebResponder(request.signal);
-    const ours = dispatch(
-      host,
-      { method: request.method, url, header: (name) => request.headers.get(name) },
-      liftIdleTimeout(responder, request, server, host.logger),
-      () => host.authenticate?.(request) ?? null,
-    );
-    if (!ours)
-      return new Response("Not found\n", {
-        status: 404,
-        headers: { "Content-Type": "text/plain; charset=utf-8" },
-      });
-    return response;
-  };
+  return async (request, server) =>
+    (await serveFetch(host, request, () => host.authenticate?.(request) ?? null, server)) ??
+    new Response("Not found\n", { status: 404, headers: { "Content-Type": "text/plain; charset=utf-8" } });
+}
+
+/**
+ * Answers a Fetch `Request` to `{basePath}/events`, `/client.js` or (once mounted) `/admin…`, or
+ * resolves to `null`, answering nothing, for any other path: `realtime.handler` then answers `404`,
+ * the Hono middleware calls `next()`. `authenticate` is the adapter's, run once a stream is asked for;
+ * `server` as in {@link createFetchHandler}.
+ */
+export async function serveFetch(
+  host: Host,
+  request: Request,
+  authenticate: () => UserId | null | undefined | Promise<UserId | null | undefined>,
+  server?: unknown,
+): Promise<Response | null> {
+  const url = new URL(request.url);
+  const admin = adminFor(host, url.pathname);
+  if (admin) return admin.handle(request);
+  // Matched before a responder exists, so a path passed on leaves no listener on the request's signal.
+  if (!matchRoute(host.basePath, url.pathname)) return null;
+  const { responder, response } = createWebResponder(request.signal);
+  dispatch(
+    host,
+    { method: request.method, url, header: (name) => request.headers.get(name) },
+    liftIdleTimeout(responder, request, server, host.logger),
+    authenticate,
+  );
+  return response;
 }
 
 /**
