@@ -33,6 +33,8 @@ window.addEventListener("rt:task_complete", (e) => e.detail.title);
 /** The server's typed publish, and every other subpath, from the same consumer. */
 const SERVER = `import { createRealtime } from "pgrealtime";
 import type { createAdmin } from "pgrealtime/admin";
+import type { realtime as honoMiddleware } from "pgrealtime/hono";
+import type { createRouteHandlers } from "pgrealtime/next";
 import type { toNodeHandler } from "pgrealtime/node";
 import type { registerMetrics } from "pgrealtime/prometheus";
 type Events = { task_complete: { taskId: number } };
@@ -40,7 +42,13 @@ const realtime = createRealtime<Events>({ connectionString: "postgres://localhos
 void realtime.publish({ userId: 1, type: "task_complete", detail: { taskId: 1 } });
 // @ts-expect-error task_complete needs its detail
 void realtime.publish({ userId: 1, type: "task_complete" });
-export type Used = [typeof createAdmin, typeof toNodeHandler, typeof registerMetrics];
+export type Used = [
+  typeof createAdmin,
+  typeof honoMiddleware,
+  typeof createRouteHandlers,
+  typeof toNodeHandler,
+  typeof registerMetrics,
+];
 `;
 
 /** `module` that goes with each `moduleResolution`. */
