@@ -10,5 +10,7 @@ export default defineConfig({
     testTimeout: 30_000,
     // The first start of an embedded PostgreSQL (initdb) can take a while on a slow machine.
     hookTimeout: 60_000,
+    // Type tests (`*.test-d.ts`, `expectTypeOf`, `@ts-expect-error`): checked by tsc, never run.
+    typecheck: { enabled: true, include: ["test/**/*.test-d.ts"], tsconfig: "tsconfig.json" },
   },
 });

@@ -5,6 +5,7 @@ export { createRealtime, type Realtime, type SubscribeOptions } from "./realtime
 export type {
   ActivityEntry,
   DefaultEvents,
+  DetailOf,
   EventFilters,
   EventMap,
   EventOf,

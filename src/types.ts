@@ -1,4 +1,7 @@
 import type { Pool } from "pg";
+import type { DefaultEvents, EventMap, JsonObject } from "./event-map.js";
+
+export type { DefaultEvents, EventMap, JsonObject, JsonValue } from "./event-map.js";
 
 /**
  * A user's identity: a non-empty string of at most 200 characters, or a safe integer.
@@ -8,21 +11,6 @@ export type UserId = string | number;
 
 /** Who may receive an event: one user's connections, every connection, or only server-side subscribers. */
 export type Scope = "user" | "global" | "system";
-
-/** A JSON value as stored in a `jsonb` column. */
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-
-/** A JSON plain object: the shape of every event's `detail`. */
-export type JsonObject = { [key: string]: JsonValue };
-
-/**
- * The map from event type to detail type that makes `publish` and `subscribe` typed.
- *
- * @example
- * type Events = { task_complete: { taskId: number }; chat_message: { text: string; author: string } };
- * const realtime = createRealtime<Events>({ connectionString });
- */
-export type EventMap = Record<string, object>;
 
 /**
  * An event as delivered to `subscribe` handlers and hooks, and as `publish` resolves it.
@@ -41,35 +29,44 @@ export interface RealtimeEvent<Type extends string = string, Detail extends obje
   replayOf?: string;
 }
 
-/** The events of an instance created without an {@link EventMap}: any type, any JSON object detail. */
-export type DefaultEvents = Record<string, JsonObject>;
-
 /** The union of typed events of an {@link EventMap}. */
 export type EventOf<Events extends EventMap> = {
   [K in keyof Events & string]: RealtimeEvent<K, Events[K]>;
 }[keyof Events & string];
 
-/** What every publish call takes besides the scope-specific fields. */
-export interface PublishCommon<Events extends EventMap, K extends keyof Events & string> {
+/**
+ * What every publish call takes besides the scope-specific fields. `detail` may be left out only when
+ * the event map's detail for `K` has no required key (`{}` is then published).
+ */
+export type PublishCommon<Events extends EventMap, K extends keyof Events & string> = {
   /** 1–100 characters of `[A-Za-z0-9_.-]`; not `connected`, `disconnected`, `reset` or `error`. */
   type: K;
-  /** A JSON plain object, default `{}`. Its optional key `":id"` names an entity (`rt:<type>:<id>`). */
-  detail?: Events[K];
   /** Stored in the row only: never notified, sent to a browser, or given to handlers. */
   privateData?: object;
-}
+} & DetailOf<Events[K]>;
+
+/**
+ * The `detail` field of a publish input: a JSON plain object (default `{}`) whose optional key `":id"`
+ * names an entity (`rt:<type>:<id>`); required when `Detail` has a required key, so that a typed event
+ * cannot be published without the fields its listeners read.
+ */
+export type DetailOf<Detail> = Record<never, never> extends Detail ? { detail?: Detail } : { detail: Detail };
 
 /** Input of `publish`: an event for one user's connections. */
-export interface PublishInput<Events extends EventMap, K extends keyof Events & string>
-  extends PublishCommon<Events, K> {
+export type PublishInput<Events extends EventMap, K extends keyof Events & string> = PublishCommon<
+  Events,
+  K
+> & {
   userId: UserId;
-}
+};
 
 /** Input of `publishSystem`: an event for server-side subscribers only; `userId` is for reference. */
-export interface PublishSystemInput<Events extends EventMap, K extends keyof Events & string>
-  extends PublishCommon<Events, K> {
+export type PublishSystemInput<Events extends EventMap, K extends keyof Events & string> = PublishCommon<
+  Events,
+  K
+> & {
   userId?: UserId | null;
-}
+};
 
 /** The second argument of every publish call. */
 export interface PublishOptions {

@@ -7,11 +7,14 @@
  * @module
  */
 
+import type { DefaultEvents, EventMap } from "../event-map.js";
 import type { BrowserScope } from "./dispatcher.js";
 import { createDispatcher } from "./dispatcher.js";
 import { openTransport } from "./transport.js";
 
+export type { DefaultEvents, EventMap, JsonObject, JsonValue } from "../event-map.js";
 export type { BrowserScope } from "./dispatcher.js";
+export type { RealtimeEventMap } from "./event-map.js";
 
 /**
  * The DOM event dispatched for every application event, as `rt:<type>` and, when the detail has an
@@ -20,10 +23,12 @@ export type { BrowserScope } from "./dispatcher.js";
  * `detail` is exactly the published detail (equal as JSON; key order may differ). The event's own facts
  * ride on the event object, never inside `detail`.
  *
+ * Typed listeners: {@link RealtimeConnection.on}, or {@link RealtimeEventMap} merged into `WindowEventMap`.
+ *
  * @example
  * window.addEventListener("rt:task_complete", (e) => {
  *   const event = e as RealtimeDomEvent<{ taskId: number }>;
- *   console.log(event.id, event.scope, event.detail.taskId);
+ *   console.log(event.id, event.scope, event.replayOf, event.detail.taskId);
  * });
  */
 export interface RealtimeDomEvent<Detail = Record<string, unknown>> extends CustomEvent<Detail> {
@@ -34,6 +39,8 @@ export interface RealtimeDomEvent<Detail = Record<string, unknown>> extends Cust
   readonly id: string;
   /** `"user"` when published with `publish`, `"global"` when published with `publishGlobal`. */
   readonly scope: BrowserScope;
+  /** The id of the stored event this one replays (`realtime.replay()`), `null` for an original. */
+  readonly replayOf: string | null;
 }
 
 /** Options of {@link connect}. Every field is optional. */
@@ -75,8 +82,29 @@ export interface ConnectOptions {
   retryMaxMs?: number;
 }
 
-/** The handle {@link connect} returns. */
-export interface RealtimeConnection {
+/**
+ * The handle {@link connect} returns; `Events` is the map the server was created with
+ * (`createRealtime<Events>()`), {@link DefaultEvents} when none was given.
+ */
+export interface RealtimeConnection<Events extends EventMap = DefaultEvents> {
+  /**
+   * Calls `handler` with the detail and the DOM event of every `rt:<type>` event (with the connection's
+   * prefix) dispatched on its target: the very events `addEventListener` sees, de-duplicated once, so a
+   * resume that repeats an event never calls it twice. Not called for `rt:<type>:<id>`. A handler that
+   * throws is reported like any throwing DOM listener (the window's `error` event, the console) and the
+   * other handlers still run. {@link RealtimeConnection.close} unsubscribes every handler.
+   *
+   * @returns a function that unsubscribes `handler` (calling it again does nothing).
+   * @throws TypeError when `handler` is not a function.
+   * @example
+   * const connection = connect<Events>();
+   * const off = connection.on("task_complete", (detail, event) => show(detail.taskId, event.id));
+   * off(); // e.g. when the component unmounts
+   */
+  on<K extends keyof Events & string>(
+    type: K,
+    handler: (detail: Events[K], event: RealtimeDomEvent<Events[K]>) => void,
+  ): () => void;
   /**
    * Ends the stream for good: the `EventSource`, every timer and every listener the client added are
    * gone. Dispatches `rt:disconnected` if the stream was connected. Calling it again does nothing.
@@ -116,15 +144,24 @@ const DEFAULT_RETRY_MAX_MS = 30_000;
  * event id already dispatched is never dispatched again. A frame no server publish can produce (a reserved
  * or malformed `type`, a `detail` that is not a plain object) is ignored and never moves the cursor.
  *
+ * `Events` (default {@link DefaultEvents}) types {@link RealtimeConnection.on}; it is not checked at run
+ * time: pass the map the server was created with.
+ *
+ * @throws TypeError outside a browser window without `target`, or without `EventSource`.
+ * @throws RangeError for a negative or non-finite `heartbeatTimeoutMs`, or a `retryBaseMs` / `retryMaxMs`
+ *   that is not > 0.
  * @example
  * import { connect } from "pgrealtime/client";
  *
- * const connection = connect({ url: "/realtime/events", lastEventId: serverRenderedCursor });
- * window.addEventListener("rt:task_complete", (e) => console.log((e as CustomEvent).detail));
+ * type Events = { task_complete: { taskId: number } };
+ * const connection = connect<Events>({ url: "/realtime/events", lastEventId: serverRenderedCursor });
+ * connection.on("task_complete", (detail) => console.log(detail.taskId));
  * // later, e.g. when the component unmounts:
  * connection.close();
  */
-export function connect(options: ConnectOptions = {}): RealtimeConnection {
+export function connect<Events extends EventMap = DefaultEvents>(
+  options: ConnectOptions = {},
+): RealtimeConnection<Events> {
   const target = options.target ?? (typeof window === "undefined" ? undefined : window);
   if (target === undefined) {
     throw new TypeError("pgrealtime: connect() outside a browser window needs a `target` option");
@@ -135,7 +172,10 @@ export function connect(options: ConnectOptions = {}): RealtimeConnection {
   const heartbeatTimeoutMs = optionalMs(options.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS);
   const retryBaseMs = positiveMs(options.retryBaseMs, DEFAULT_RETRY_BASE_MS);
   const retryMaxMs = Math.max(retryBaseMs, positiveMs(options.retryMaxMs, DEFAULT_RETRY_MAX_MS));
-  const dispatcher = createDispatcher(target, options.prefix ?? DEFAULT_PREFIX);
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const dispatcher = createDispatcher(target, prefix);
+  // The unsubscribe functions of `on`, so that close() removes every listener the client added.
+  const subscriptions = new Set<() => void>();
   const transport = openTransport(
     {
       url: options.url ?? DEFAULT_URL,
@@ -165,9 +205,28 @@ export function connect(options: ConnectOptions = {}): RealtimeConnection {
   );
 
   return {
+    on(type, handler) {
+      if (typeof handler !== "function")
+        throw new TypeError("pgrealtime: on(type, handler) needs a function");
+      const name = prefix + type;
+      // A DOM listener, not a registry of our own: one stream, one de-duplication, and the browser's own
+      // isolation of a throwing listener.
+      const listener = (event: Event): void => {
+        const domEvent = event as RealtimeDomEvent<never>;
+        handler(domEvent.detail, domEvent);
+      };
+      const off = (): void => {
+        subscriptions.delete(off);
+        target.removeEventListener(name, listener);
+      };
+      target.addEventListener(name, listener);
+      subscriptions.add(off);
+      return off;
+    },
     close(): void {
       dispatcher.stop();
       transport.close();
+      for (const off of subscriptions) off();
     },
     get lastEventId(): string | null {
       return transport.cursor;
