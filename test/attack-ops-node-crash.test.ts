@@ -89,8 +89,8 @@ describe("node:http with toNodeHandler and the admin", () => {
       "POST //evil.example/realtime/admin/replay HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n" +
         "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 4\r\nConnection: close\r\n\r\nid=1",
     );
-    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
-    expect(answer).toContain("evil.example");
+    // Not the admin's path at all (frameworks route it as `//evil.example/…`), so never the admin's request.
+    expect(answer).toMatch(/^HTTP\/1\.1 404 /);
     await stillServing(server);
   });
 });

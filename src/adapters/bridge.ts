@@ -45,14 +45,28 @@ export function toRequest(req: IncomingMessage, res?: ServerResponse): Request {
 
 /**
  * The path and query the client asked for (Express's `originalUrl`, before a mount path was stripped),
- * on a placeholder origin; `null` for a target no URL parser takes.
+ * on a placeholder origin. An origin-form target is a path only, as the frameworks route it:
+ * `//evil/realtime/events` is the path `//evil/realtime/events`, never the host `evil` and the path
+ * `/realtime/events`, and a backslash stays a character of the path (`%5C`), never a separator. An
+ * absolute-form target (`GET http://host/path`, which HTTP/1.1 servers must accept) gives its own path,
+ * and is `null` when it is no valid http(s) URL (`GET http://a:99999/`); `OPTIONS *` is the path `/*`.
  */
 export function requestUrl(req: IncomingMessage): URL | null {
-  try {
-    return new URL((req as { originalUrl?: string }).originalUrl ?? req.url ?? "/", "http://localhost");
-  } catch {
-    return null;
+  let target = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+  if (/^[a-z][a-z0-9+.-]*:/i.test(target)) {
+    const absolute = URL.parse(target);
+    if (absolute?.protocol !== "http:" && absolute?.protocol !== "https:") return null;
+    target = `${absolute.pathname}${absolute.search}`;
   }
+  // The fragment is no part of the request, as for Node's own url.parse (Express, Koa).
+  const hash = target.indexOf("#");
+  if (hash !== -1) target = target.slice(0, hash);
+  const query = target.indexOf("?");
+  const url = new URL("http://localhost");
+  // Set, never parsed: a parsed `//…` or `/\…` would name a host.
+  url.pathname = (query === -1 ? target : target.slice(0, query)).replaceAll("\\", "%5C");
+  url.search = query === -1 ? "" : target.slice(query);
+  return url;
 }
 
 /** The form a body parser already read into `req.body`, encoded again; `undefined` if none did. */
