@@ -77,11 +77,13 @@ export async function realtimePlugin(
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser("*", (_request, _payload, done) => done(null));
 
+  // Counted in segments, not characters: a prefix parameter (`/t/:tenant`) matches names of any length.
+  const prefixSegments = fastify.prefix.split("/").filter(Boolean).length;
   const handler = (request: FastifyRequest, reply: FastifyReply) => {
     const [rawPath = "", query = ""] = (request.raw.url ?? "/").split(/\?(.*)/s);
     // Set as a path, never parsed from the target: `//host/…` must not become a host.
     const url = new URL("http://localhost");
-    url.pathname = rawPath.slice(fastify.prefix.length);
+    url.pathname = withoutPrefix(rawPath, prefixSegments);
     url.search = query;
     const admin = adminFor(host, url.pathname);
     if (!admin && !matchRoute(host.basePath, url.pathname)) return reply.callNotFound();
@@ -105,6 +107,17 @@ export async function realtimePlugin(
   for (const path of [`${base}/events`, `${base}/client.js`, `${base}/admin`, `${base}/admin/*`]) {
     fastify.all(path, handler);
   }
+}
+
+/**
+ * The path below the register prefix: `rawPath` without its first `segments` segments. A path Fastify
+ * routed with extra slashes (`ignoreDuplicateSlashes`) keeps them, so it matches none of our routes.
+ */
+function withoutPrefix(rawPath: string, segments: number): string {
+  return `/${rawPath
+    .split("/")
+    .slice(segments + 1)
+    .join("/")}`;
 }
 
 /** One admin request, with the URL as the admin knows it (no `prefix`). */
