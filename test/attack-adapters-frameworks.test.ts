@@ -2,7 +2,7 @@
 // fall-through (HEAD and OPTIONS included), Next handlers given foreign URLs, Koa middleware around ours.
 import cors from "@fastify/cors";
 import { getRequestListener } from "@hono/node-server";
-import Fastify from "fastify";
+import Fastify, { type FastifyRequest } from "fastify";
 import { Hono } from "hono";
 import { cors as honoCors } from "hono/cors";
 import Koa from "koa";
@@ -39,7 +39,7 @@ describe("Fastify", () => {
       await app.register(realtimePlugin, {
         realtime,
         prefix: "/api",
-        authenticate: (request) => {
+        authenticate: (request: FastifyRequest) => {
           asked.push(request.url);
           return null;
         },
@@ -103,7 +103,7 @@ describe("Fastify", () => {
       await app.register(realtimePlugin, {
         realtime,
         prefix: "/t/:tenant",
-        authenticate: (request) => {
+        authenticate: (request: FastifyRequest) => {
           asked.push(request.params);
           return null;
         },
