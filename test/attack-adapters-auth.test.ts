@@ -1,6 +1,9 @@
 // Attacks on authentication through every adapter: a throwing or invalid `authenticate` must answer 500
 // (never an anonymous stream), and one that resolves after the client went away must leave no stream.
+import { Hono } from "hono";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { realtimeMiddleware } from "../src/adapters/hono.js";
+import { createRouteHandlers } from "../src/adapters/next.js";
 import { ADAPTERS } from "./support/adapters.js";
 import { migratedRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
@@ -81,5 +84,58 @@ describe.each(ADAPTERS)("$name", (adapter) => {
       expect(realtime.connectionCount).toBe(0);
     }
     expect(realtime.stats().connections.total).toBe(0);
+  });
+});
+
+describe("Fetch-based handlers (Next, Hono, realtime.handler)", () => {
+  it("attack: a request aborted before or during authenticate still settles the handler, opening nothing", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let called!: () => void;
+    const started = new Promise<void>((resolve) => {
+      called = resolve;
+    });
+    const { realtime } = await migratedRealtime({
+      logger,
+      authenticate: async () => {
+        called();
+        await gate;
+        return "late-user";
+      },
+    });
+    onTestFinished(() => realtime.close());
+    await realtime.ready();
+    const { GET } = createRouteHandlers(realtime);
+    const app = new Hono();
+    // Upstream middleware whose cleanup runs after next(): it must run for an aborted stream too.
+    let cleanedUp = 0;
+    app.use(async (_c, next) => {
+      await next();
+      cleanedUp++;
+    });
+    app.use(realtimeMiddleware(realtime));
+    const handlers = [GET, (request: Request) => app.fetch(request), realtime.handler];
+
+    // Aborted before the handler ran.
+    for (const handler of handlers) {
+      const response = await handler(
+        new Request("http://app.test/realtime/events", { signal: AbortSignal.abort() }),
+      );
+      expect(response.status).toBe(499);
+    }
+    // Aborted while authenticate is still running.
+    const controllers = handlers.map(() => new AbortController());
+    const pending = handlers.map((handler, i) =>
+      handler(new Request("http://app.test/realtime/events", { signal: controllers[i]?.signal })),
+    );
+    await started;
+    for (const controller of controllers) controller.abort();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual([499, 499, 499]);
+    expect(cleanedUp).toBe(2);
+    release();
+    for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+    expect(realtime.connectionCount).toBe(0);
   });
 });

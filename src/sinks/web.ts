@@ -1,6 +1,9 @@
 import type { Sink } from "../connection.js";
 import { type Responder, STREAM_HEADERS } from "../dispatch.js";
 
+/** The status of the answer to a client that went away unanswered; nginx's "client closed request". */
+const CLIENT_GONE = 499;
+
 /**
  * Answers one Fetch API request: `response` resolves to the `Response` once the route table has
  * decided (a refusal, the client script, or the stream). The stream's queue is counted in bytes, so
@@ -11,17 +14,26 @@ export function createWebResponder(signal?: AbortSignal): {
   responder: Responder;
   response: Promise<Response>;
 } {
-  let respond!: (response: Response) => void;
+  let resolveResponse!: (response: Response) => void;
   const response = new Promise<Response>((resolve) => {
-    respond = resolve;
+    resolveResponse = resolve;
   });
-  let gone = signal?.aborted ?? false;
+  let responded = false;
+  const respond = (answer: Response) => {
+    responded = true;
+    resolveResponse(answer);
+  };
+  let gone = false;
   let onGone: (() => void) | undefined;
   const clientGone = () => {
     if (gone) return;
     gone = true;
     onGone?.();
+    // Gone before any answer (during authenticate): the route table answers nothing more, and a
+    // handler awaiting `response` (Hono's middleware chain, a Next route) must still settle.
+    if (!responded) respond(new Response(null, { status: CLIENT_GONE }));
   };
+  if (signal?.aborted) clientGone();
   signal?.addEventListener("abort", clientGone, { once: true });
   const responder: Responder = {
     send(status, headers, body) {
