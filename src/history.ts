@@ -6,7 +6,7 @@ import { RealtimeError } from "./errors.js";
 import { isEventId, normalizeUserId, refuseUnknownKeys, validateType } from "./event.js";
 import type { Names } from "./names.js";
 import { historyStatements } from "./statements.js";
-import type { Store } from "./store.js";
+import { eventOf, type Store } from "./store.js";
 import type {
   ActivityEntry,
   EventFilters,
@@ -126,10 +126,7 @@ export class History {
       );
     }
     // One new row per id, in the order of `ids` (an id given twice is replayed twice).
-    return rows.map((row) => {
-      const { privateData: _, status: __, replayOf, ...event } = toStoredEvent(row);
-      return { ...event, replayOf: replayOf as string };
-    });
+    return rows.map(eventOf);
   }
 
   /** Records this process as listening, until `ttlMs` from now. */
@@ -226,17 +223,8 @@ function eventId(id: unknown, what: string): string {
 }
 
 function toStoredEvent(row: StoredRowData): StoredEvent {
-  return {
-    id: row.id,
-    type: row.type,
-    scope: row.scope,
-    userId: row.user_id,
-    detail: row.detail,
-    createdAt: row.created_at,
-    privateData: row.private_data,
-    replayOf: row.replay_of,
-    status: row.status,
-  };
+  const { replayOf: _, ...event } = eventOf(row);
+  return { ...event, privateData: row.private_data, replayOf: row.replay_of, status: row.status };
 }
 
 /**

@@ -11,7 +11,8 @@ export type ProcessSample = Pick<ProcessRecord, "connections" | "anonymous" | "u
 
 export class ProcessRecorder {
   /** This process's id: `host:pid:tag`, unique even when pids are reused across containers. */
-  readonly id = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  private readonly host = hostname();
+  readonly id = `${this.host}:${process.pid}:${randomBytes(3).toString("hex")}`;
   private readonly startedAt = new Date();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> | null = null;
@@ -43,7 +44,7 @@ export class ProcessRecorder {
     if (this.writing) return;
     const record: ProcessRecord = {
       id: this.id,
-      host: hostname(),
+      host: this.host,
       pid: process.pid,
       startedAt: this.startedAt,
       ttlMs: 2 * this.heartbeatMs,

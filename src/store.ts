@@ -285,17 +285,24 @@ export function newestOf(
   return max !== null && max.id > prunedThrough ? max : { id: prunedThrough, createdMicros: null };
 }
 
+/** The event a row holds, as handlers and browsers get it (`replayOf` only on a replay). */
+export function eventOf(
+  row: Pick<EventRow, "id" | "type" | "scope" | "user_id" | "detail" | "created_at" | "replay_of">,
+): RealtimeEvent {
+  return {
+    id: row.id,
+    type: row.type,
+    scope: row.scope,
+    userId: row.user_id,
+    detail: row.detail,
+    createdAt: row.created_at,
+    ...(row.replay_of === null ? {} : { replayOf: row.replay_of }),
+  };
+}
+
 function toStored(row: EventRow): StoredRow {
   return {
-    event: {
-      id: row.id,
-      type: row.type,
-      scope: row.scope,
-      userId: row.user_id,
-      detail: row.detail,
-      createdAt: row.created_at,
-      ...(row.replay_of === null ? {} : { replayOf: row.replay_of }),
-    },
+    event: eventOf(row),
     createdMicros: row.created_us,
     txid: row.txid,
   };

@@ -1,29 +1,14 @@
 // The admin page in real headless Chromium against the real server and PostgreSQL: filter, open,
 // replay (reaching a separately connected client), a refused cross-site replay, escaping, live mode.
-import { existsSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { toNodeHandler } from "../src/adapters/node.js";
 import { createAdmin } from "../src/admin/index.js";
 import type { Realtime } from "../src/index.js";
 import { staffOnly } from "./support/admin.js";
+import { CHROMIUM_SKIP_REASON, HAS_CHROMIUM, launchChromium } from "./support/chromium.js";
 import { listen, migratedRealtime } from "./support/server.js";
-
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
-const SKIP_REASON = `no Chromium at ${CHROMIUM_PATH} (install Debian's chromium or set CHROMIUM_PATH)`;
-if (!HAS_CHROMIUM) console.warn(`test/admin-browser.test.ts skipped: ${SKIP_REASON}`);
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const XSS_USER = "<img src=x onerror=alert(1)>";
 
@@ -52,7 +37,7 @@ function clientPage(realtime: Realtime, types: string[]): string {
 }
 
 describe.skipIf(!HAS_CHROMIUM)(
-  HAS_CHROMIUM ? "the admin page in headless Chromium" : `admin page (skipped: ${SKIP_REASON})`,
+  HAS_CHROMIUM ? "the admin page in headless Chromium" : `admin page (skipped: ${CHROMIUM_SKIP_REASON})`,
   () => {
     let realtime: Realtime;
     let browser: Browser;
@@ -81,7 +66,7 @@ describe.skipIf(!HAS_CHROMIUM)(
 <button id="go">win a prize</button></form>`);
       });
       await realtime.ready();
-      browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+      browser = await launchChromium();
     });
 
     afterEach(async () => {

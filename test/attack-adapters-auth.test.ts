@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { realtimeMiddleware } from "../src/adapters/hono.js";
 import { createRouteHandlers } from "../src/adapters/next.js";
-import { ADAPTERS } from "./support/adapters.js";
+import { ADAPTERS, gatedAuthenticate } from "./support/adapters.js";
 import { migratedRealtime } from "./support/server.js";
 import { SseClient } from "./support/sse.js";
 
@@ -54,30 +54,18 @@ describe.each(ADAPTERS)("$name", (adapter) => {
   it("attack: authenticate that resolves after the client aborted leaves no stream open", async () => {
     const { realtime } = await migratedRealtime({ logger });
     onTestFinished(() => realtime.close());
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let called!: () => void;
-    const started = new Promise<void>((resolve) => {
-      called = resolve;
-    });
-    const served = await adapter.serve(realtime, async () => {
-      called();
-      await gate;
-      return "late-user";
-    });
+    const gated = gatedAuthenticate("late-user");
+    const served = await adapter.serve(realtime, gated.authenticate);
     await realtime.ready();
     const controller = new AbortController();
     const pending = fetch(`${served.url}/realtime/events`, { signal: controller.signal }).catch((e) => e);
-    await started;
+    await gated.started;
     controller.abort();
     expect(await pending).toBeInstanceOf(Error);
     // Give the server the abort: a fresh request on a new connection is served after the old socket's close.
     const probe = await fetch(`${served.url}/realtime/client.js`, { method: "HEAD" });
     expect(probe.status).toBe(200);
-    release();
-    await gate;
+    gated.release();
     // Admission goes on past authenticate (waitForListener, already up): macrotask turns, no timer.
     for (let turn = 0; turn < 50; turn++) {
       await new Promise((resolve) => setImmediate(resolve));
@@ -89,21 +77,10 @@ describe.each(ADAPTERS)("$name", (adapter) => {
 
 describe("Fetch-based handlers (Next, Hono, realtime.handler)", () => {
   it("attack: a request aborted before or during authenticate still settles the handler, opening nothing", async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let called!: () => void;
-    const started = new Promise<void>((resolve) => {
-      called = resolve;
-    });
+    const gated = gatedAuthenticate("late-user");
     const { realtime } = await migratedRealtime({
       logger,
-      authenticate: async () => {
-        called();
-        await gate;
-        return "late-user";
-      },
+      authenticate: gated.authenticate,
     });
     onTestFinished(() => realtime.close());
     await realtime.ready();
@@ -130,11 +107,11 @@ describe("Fetch-based handlers (Next, Hono, realtime.handler)", () => {
     const pending = handlers.map((handler, i) =>
       handler(new Request("http://app.test/realtime/events", { signal: controllers[i]?.signal })),
     );
-    await started;
+    await gated.started;
     for (const controller of controllers) controller.abort();
     expect((await Promise.all(pending)).map((r) => r.status)).toEqual([499, 499, 499]);
     expect(cleanedUp).toBe(2);
-    release();
+    gated.release();
     for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
     expect(realtime.connectionCount).toBe(0);
   });

@@ -1,28 +1,14 @@
 // Attacks on the typed client's `connection.on` in real headless Chromium, served through the Hono
 // adapter: handlers that unsubscribe themselves, each other, re-subscribe, or close the connection while
 // the very event that called them is being dispatched.
-import { existsSync } from "node:fs";
 import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
-import { chromium } from "playwright-core";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { realtimeMiddleware } from "../src/adapters/hono.js";
 // For its `window.pgrealtime` declaration.
 import type {} from "../src/client/auto.js";
+import { HAS_CHROMIUM, launchChromium } from "./support/chromium.js";
 import { listen, migratedRealtime } from "./support/server.js";
-
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 declare global {
   interface Window {
@@ -44,7 +30,7 @@ describe.skipIf(!HAS_CHROMIUM)("connection.on in headless Chromium", () => {
     const server = await listen(getRequestListener(app.fetch));
     onTestFinished(() => server.close());
     await realtime.ready();
-    const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    const browser = await launchChromium();
     onTestFinished(() => browser.close());
     const page = await browser.newPage();
     await page.goto(`${server.url}/`);

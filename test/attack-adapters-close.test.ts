@@ -2,7 +2,7 @@
 // (the client sees the end), and the server must then close gracefully, with nothing left holding it.
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { ADAPTERS } from "./support/adapters.js";
+import { ADAPTERS, gatedAuthenticate } from "./support/adapters.js";
 import { migratedRealtime } from "./support/server.js";
 
 /** A raw stream on its own socket (no pooled agent that keeps a spare connection open). */
@@ -61,24 +61,13 @@ describe.each(ADAPTERS)("$name", (adapter) => {
 
   it("attack: realtime.close() while authenticate is still running refuses that stream", async () => {
     const { realtime } = await migratedRealtime();
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let called!: () => void;
-    const started = new Promise<void>((resolve) => {
-      called = resolve;
-    });
-    const served = await adapter.serve(realtime, async () => {
-      called();
-      await gate;
-      return "alice";
-    });
+    const gated = gatedAuthenticate("alice");
+    const served = await adapter.serve(realtime, gated.authenticate);
     await realtime.ready();
     const pending = fetch(`${served.url}/realtime/events`);
-    await started;
+    await gated.started;
     const closing = realtime.close();
-    release();
+    gated.release();
     const response = await pending;
     expect(response.status).toBe(503);
     await response.text();

@@ -7,6 +7,7 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { databaseUrl, freshSchema } from "./support/database.js";
+import { listeningPort } from "./support/process.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/admin-server.ts", import.meta.url));
 const children: ChildProcess[] = [];
@@ -21,20 +22,8 @@ async function startServer(): Promise<{ child: ChildProcess; port: number; stder
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
-  let stderr = "";
-  child.stderr?.setEncoding("utf8").on("data", (text: string) => {
-    stderr += text;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (text: string) => {
-      out += text;
-      const match = /port (\d+)/.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`server exited (${code}) before listening: ${stderr}`)));
-  });
-  return { child, port, stderr: () => stderr };
+  const { port, stderr } = listeningPort(child, "server");
+  return { child, port: await port, stderr };
 }
 
 /** Sends `request` as raw bytes and resolves to whatever came back before the socket closed. */

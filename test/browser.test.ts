@@ -1,32 +1,16 @@
 // The browser client in real headless Chromium against the real server: the script tag served by
 // `toNodeHandler`, real EventSource, real PostgreSQL. Faults are injected by a thin node:http layer in
 // front of the realtime handler (refuse, hang, cut or stall the event stream), never inside the library.
-import { existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { toNodeHandler } from "../src/adapters/node.js";
 // For its `window.pgrealtime` declaration.
 import type {} from "../src/client/auto.js";
 import type { ConnectOptions } from "../src/client/index.js";
 import type { Realtime, RealtimeEvent } from "../src/index.js";
+import { CHROMIUM_SKIP_REASON, HAS_CHROMIUM, launchChromium } from "./support/chromium.js";
 import { listen, migratedRealtime } from "./support/server.js";
-
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
-const SKIP_REASON = `no Chromium at ${CHROMIUM_PATH} (install Debian's chromium or set CHROMIUM_PATH)`;
-if (!HAS_CHROMIUM) console.warn(`test/browser.test.ts skipped: ${SKIP_REASON}`);
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Every `rt:*` name the test pages listen to: any event the tests publish, leaked or not, lands here. */
 const LISTENED = [
@@ -345,7 +329,7 @@ async function setVisibility(page: Page, state: DocumentVisibilityState): Promis
 }
 
 describe.skipIf(!HAS_CHROMIUM)(
-  HAS_CHROMIUM ? "browser client in headless Chromium" : `browser client (skipped: ${SKIP_REASON})`,
+  HAS_CHROMIUM ? "browser client in headless Chromium" : `browser client (skipped: ${CHROMIUM_SKIP_REASON})`,
   () => {
     let realtime: Realtime;
     let browser: Browser;
@@ -365,7 +349,7 @@ describe.skipIf(!HAS_CHROMIUM)(
       heartbeatingApp = await startApp(heartbeating);
       ({ realtime: volatile } = await migratedRealtime({ storage: false }));
       volatileApp = await startApp(volatile);
-      browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+      browser = await launchChromium();
     });
 
     // Each test's pages go with it, so no stream of one test outlives it into the next.

@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { databaseUrl } from "./support/database.js";
+import { listeningPort } from "./support/process.js";
 import { migratedRealtime } from "./support/server.js";
 import { openStream, type SseClient } from "./support/sse.js";
 
@@ -58,20 +59,8 @@ async function bunServing(bun: string, schema: string): Promise<{ url: string; c
   onTestFinished(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
-  let stderr = "";
-  child.stderr?.setEncoding("utf8").on("data", (text: string) => {
-    stderr += text;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (text: string) => {
-      out += text;
-      const match = /port (\d+)/.exec(out);
-      if (match) resolve(Number(match[1]));
-    });
-    child.once("exit", (code) => reject(new Error(`bun exited (${code}) before listening: ${stderr}`)));
-  });
-  return { url: `http://127.0.0.1:${port}`, child };
+  const { port } = listeningPort(child, "bun");
+  return { url: `http://127.0.0.1:${await port}`, child };
 }
 
 /** The longest time between two chunks of `stream` (its `connected` prelude included), in ms. */

@@ -1,31 +1,15 @@
 // `connection.on` in real headless Chromium against the real server: the script tag's bundle, real
 // EventSource, real PostgreSQL. A thin node:http layer in front of the realtime handler cuts streams and
 // rewinds a resume's cursor, so the server itself replays events the page already has.
-import { existsSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { toNodeHandler } from "../src/adapters/node.js";
 // For its `window.pgrealtime` declaration.
 import type {} from "../src/client/auto.js";
 import type { Realtime } from "../src/index.js";
+import { CHROMIUM_SKIP_REASON, HAS_CHROMIUM, launchChromium } from "./support/chromium.js";
 import { listen, migratedRealtime } from "./support/server.js";
-
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const HAS_CHROMIUM = existsSync(CHROMIUM_PATH);
-const SKIP_REASON = `no Chromium at ${CHROMIUM_PATH} (install Debian's chromium or set CHROMIUM_PATH)`;
-if (!HAS_CHROMIUM) console.warn(`test/typed-client-browser.test.ts skipped: ${SKIP_REASON}`);
-
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** What a page's `on` handler records of each call. */
 interface Call {
@@ -169,7 +153,9 @@ async function waitForCall(page: Page, handler: string, id: string): Promise<voi
 }
 
 describe.skipIf(!HAS_CHROMIUM)(
-  HAS_CHROMIUM ? "typed client connection.on in headless Chromium" : `typed client (skipped: ${SKIP_REASON})`,
+  HAS_CHROMIUM
+    ? "typed client connection.on in headless Chromium"
+    : `typed client (skipped: ${CHROMIUM_SKIP_REASON})`,
   () => {
     let realtime: Realtime;
     let app: Awaited<ReturnType<typeof startApp>>;
@@ -179,7 +165,7 @@ describe.skipIf(!HAS_CHROMIUM)(
     beforeAll(async () => {
       ({ realtime } = await migratedRealtime());
       app = await startApp(realtime);
-      browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+      browser = await launchChromium();
     });
 
     afterEach(async () => {

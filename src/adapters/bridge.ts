@@ -3,6 +3,7 @@
 // never goes through here: it has its own Node writer (sinks/node.ts).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
+import { drainedOrGone } from "../sinks/node.js";
 import type { Logger } from "../types.js";
 
 /**
@@ -99,7 +100,7 @@ export async function writeResponse(response: Response, res: ServerResponse, log
     for (;;) {
       const chunk = await reader?.read();
       if (!chunk || chunk.done || res.destroyed) break;
-      if (!res.write(chunk.value)) await drained(res);
+      if (!res.write(chunk.value)) await drainedOrGone(res);
     }
     res.end();
   } catch (error) {
@@ -108,17 +109,4 @@ export async function writeResponse(response: Response, res: ServerResponse, log
   } finally {
     res.off("close", cancel);
   }
-}
-
-/** Resolves when `res` takes more writes, or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off("drain", done);
-      res.off("close", done);
-      resolve();
-    };
-    res.on("drain", done);
-    res.on("close", done);
-  });
 }

@@ -45,15 +45,7 @@ function nodeSink(res: ServerResponse): Sink {
     },
     drained() {
       if (closed || res.writableLength === 0 || res.destroyed) return Promise.resolve();
-      return new Promise((resolve) => {
-        const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
-          resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
+      return drainedOrGone(res);
     },
     close() {
       if (closed) return;
@@ -65,4 +57,17 @@ function nodeSink(res: ServerResponse): Sink {
       res.destroy();
     },
   };
+}
+
+/** Resolves when `res` takes more writes (`drain`), or is gone (`close`). */
+export function drainedOrGone(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }

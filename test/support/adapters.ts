@@ -130,3 +130,31 @@ export async function noStreams(realtime: Realtime, timeoutMs = 5_000): Promise<
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/**
+ * An `authenticate` that signals when it is called (`started`) and resolves to `userId` only once
+ * `release()` is called: for attacks on what happens while authentication is still running.
+ */
+export function gatedAuthenticate(userId: string): {
+  authenticate: () => Promise<string>;
+  started: Promise<void>;
+  release(): void;
+} {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let called!: () => void;
+  const started = new Promise<void>((resolve) => {
+    called = resolve;
+  });
+  return {
+    authenticate: async () => {
+      called();
+      await gate;
+      return userId;
+    },
+    started,
+    release,
+  };
+}
